@@ -1,0 +1,175 @@
+"""Containment actions: small named units that declare the IAM permissions they need.
+
+Every action is idempotent: a fixed policy name (PutUserPolicy/PutRolePolicy overwrite it) and
+Status=Inactive. None deletes anything. tests/unit/test_template_permissions.py checks that template.yaml
+grants exactly what these declare.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import Any, ClassVar
+
+QUARANTINE_POLICY = "keyguard-quarantine"
+REVOKE_SESSIONS_POLICY = "keyguard-revoke-sessions"
+
+# Errors that a retry cannot fix and that do not mean "someone else already did it".
+NOT_FOUND = "NoSuchEntity"
+
+
+class Status(str, Enum):
+    DONE = "done"
+    ALREADY_DONE = "already done"
+    SKIPPED = "skipped"
+    DRY_RUN = "dry-run"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    action: str
+    target: str
+    status: Status
+    detail: str = ""
+    error_code: str | None = None
+
+    def line(self) -> str:
+        text = f"{self.action} {self.target}: {self.status.value}"
+        return f"{text} ({self.detail})" if self.detail else text
+
+
+def deny_all_policy() -> dict[str, Any]:
+    return {
+        "Version": "2012-10-17",
+        "Statement": [{"Sid": "KeyguardQuarantine", "Effect": "Deny", "Action": "*", "Resource": "*"}],
+    }
+
+
+def revoke_sessions_policy(before: datetime) -> dict[str, Any]:
+    """Deny every request signed with a session token issued before `before` (IAM's 'Revoke sessions')."""
+    stamp = before.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "KeyguardRevokeOlderSessions",
+                "Effect": "Deny",
+                "Action": "*",
+                "Resource": "*",
+                "Condition": {"DateLessThan": {"aws:TokenIssueTime": stamp}},
+            }
+        ],
+    }
+
+
+class Action:
+    name: ClassVar[str]
+    permissions: ClassVar[tuple[str, ...]]
+    target: str
+
+    def describe(self) -> str:
+        return f"{self.name} {self.target}"
+
+    def dry_run(self) -> ActionResult:
+        return ActionResult(self.name, self.target, Status.DRY_RUN, "would do; nothing changed")
+
+    def run(self, iam: Any) -> ActionResult:
+        try:
+            self._call(iam)
+        except Exception as e:  # reported, never swallowed: the engine raises after notifying
+            from keyguard.aws import error_code
+
+            code = error_code(e)
+            if code is None:
+                code = type(e).__name__
+            return self._on_error(code, str(e))
+        return ActionResult(self.name, self.target, Status.DONE)
+
+    def _on_error(self, code: str, message: str) -> ActionResult:
+        return ActionResult(self.name, self.target, Status.FAILED, f"{code}: {message}"[:300], code)
+
+    def _call(self, iam: Any) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class DeactivateAccessKey(Action):
+    """Status=Inactive on exactly this key of exactly this user. Also proves the owner: IAM answers
+    NoSuchEntity unless the user owns the key."""
+
+    user: str
+    key_id: str
+    name: ClassVar[str] = "deactivate-key"
+    permissions: ClassVar[tuple[str, ...]] = ("iam:UpdateAccessKey",)
+
+    @property
+    def target(self) -> str:  # type: ignore[override]
+        return f"{self.key_id} of user {self.user}"
+
+    def _call(self, iam: Any) -> None:
+        iam.update_access_key(UserName=self.user, AccessKeyId=self.key_id, Status="Inactive")
+
+
+@dataclass(frozen=True)
+class QuarantineUser(Action):
+    """Inline deny-all on the user: kills the key, sessions minted from it, and any other credential."""
+
+    user: str
+    name: ClassVar[str] = "quarantine-user"
+    permissions: ClassVar[tuple[str, ...]] = ("iam:PutUserPolicy",)
+
+    @property
+    def target(self) -> str:  # type: ignore[override]
+        return f"user {self.user} (policy {QUARANTINE_POLICY})"
+
+    def _call(self, iam: Any) -> None:
+        iam.put_user_policy(UserName=self.user, PolicyName=QUARANTINE_POLICY, PolicyDocument=json.dumps(deny_all_policy()))
+
+
+@dataclass(frozen=True)
+class RevokeUserSessions(Action):
+    """Deny the user's sessions issued before now; the person keeps console and new sessions."""
+
+    user: str
+    before: datetime
+    name: ClassVar[str] = "revoke-user-sessions"
+    permissions: ClassVar[tuple[str, ...]] = ("iam:PutUserPolicy",)
+
+    @property
+    def target(self) -> str:  # type: ignore[override]
+        return f"user {self.user} (policy {REVOKE_SESSIONS_POLICY})"
+
+    def _call(self, iam: Any) -> None:
+        doc = json.dumps(revoke_sessions_policy(self.before))
+        iam.put_user_policy(UserName=self.user, PolicyName=REVOKE_SESSIONS_POLICY, PolicyDocument=doc)
+
+
+@dataclass(frozen=True)
+class RevokeRoleSessions(Action):
+    """Deny the role's sessions issued before now (leaked instance-role or assumed-role credentials)."""
+
+    role: str
+    before: datetime
+    name: ClassVar[str] = "revoke-role-sessions"
+    permissions: ClassVar[tuple[str, ...]] = ("iam:PutRolePolicy",)
+
+    @property
+    def target(self) -> str:  # type: ignore[override]
+        return f"role {self.role} (policy {REVOKE_SESSIONS_POLICY})"
+
+    def _call(self, iam: Any) -> None:
+        doc = json.dumps(revoke_sessions_policy(self.before))
+        iam.put_role_policy(RoleName=self.role, PolicyName=REVOKE_SESSIONS_POLICY, PolicyDocument=doc)
+
+    def _on_error(self, code: str, message: str) -> ActionResult:
+        if code == "UnmodifiableEntity":  # service-linked roles cannot be changed, by design
+            return ActionResult(self.name, self.target, Status.SKIPPED, "service-linked role: IAM forbids changes", code)
+        if code == NOT_FOUND:
+            return ActionResult(self.name, self.target, Status.SKIPPED, "role not found: already deleted?", code)
+        return super()._on_error(code, message)
+
+
+ALL_ACTIONS: tuple[type[Action], ...] = (DeactivateAccessKey, QuarantineUser, RevokeUserSessions, RevokeRoleSessions)

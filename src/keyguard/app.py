@@ -1,0 +1,123 @@
+"""What every handler does: parse, contain (all keys first), notify once, count, and fail loudly."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from keyguard.actions import Status
+from keyguard.aws import Clients
+from keyguard.errors import KeyguardError, MalformedEvent, ResponseFailed
+from keyguard.incident import Incident
+from keyguard.plan import NO_ACTION, Outcome
+from keyguard.respond import Response, respond
+from keyguard.settings import Settings
+
+Extractor = Callable[[Any], list[Incident]]
+
+DEDUP_PERMISSIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
+
+
+class Runtime:
+    """Per-container state, created at import without doing anything: settings and clients are made on
+    the first event (after moto or the real environment is in place), then reused."""
+
+    def __init__(self, logger: Any = None, metrics: Any = None, settings: Settings | None = None,
+                 clients: Clients | None = None) -> None:
+        self.logger = logger
+        self.metrics = metrics
+        self._settings = settings
+        self._clients = clients
+        self._notifier: Any = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = Settings.from_env()
+        return self._settings
+
+    @property
+    def clients(self) -> Clients:
+        if self._clients is None:
+            self._clients = Clients()
+        return self._clients
+
+    def handle(self, event: Any, context: Any, extract: Extractor) -> dict[str, Any]:
+        try:
+            incidents = extract(event)
+        except MalformedEvent as e:
+            self._log("error", "malformed event: nothing was done", error=str(e))
+            self._metric("MalformedEvents")
+            raise
+        settings = self.settings
+        account = _account_of(context)
+        # Containment first: every key of the event is contained before anything is announced.
+        responses = [respond(i, settings, self.clients.iam, account=account) for i in incidents]
+        for r in responses:
+            self._log("info", "response", incident=r.incident.incident_id, outcome=r.outcome.value,
+                      owner=r.owner, actions=[x.line() for x in r.results])
+        notices = self._notify(responses, context)
+        self._count(responses, notices)
+        failed = [r for r in responses if r.failed]
+        undelivered = [r for r, n in zip(responses, notices, strict=True) if n.startswith("failed")]
+        if failed or undelivered:
+            what = [f"{r.incident.key_id}: {r.reason}" for r in failed]
+            what += [f"{r.incident.key_id}: notification {n}" for r, n in zip(responses, notices, strict=True)
+                     if n.startswith("failed")]
+            raise ResponseFailed("; ".join(what), report=responses)
+        return {
+            "responses": [
+                {"incident": r.incident.incident_id, "outcome": r.outcome.value, "notification": n}
+                for r, n in zip(responses, notices, strict=True)
+            ]
+        }
+
+    def _notify(self, responses: list[Response], context: Any) -> list[str]:
+        if self._notifier is None:
+            from keyguard.dedup import Notifier  # after containment: the idempotency import is not cheap
+
+            self._notifier = Notifier(self.settings, self.clients)
+        out = []
+        for r in responses:
+            try:
+                out.append(self._notifier.send(r, context))
+            except KeyguardError as e:
+                self._log("error", "notification failed", incident=r.incident.incident_id, error=str(e))
+                out.append(f"failed: {e}")
+        return out
+
+    def _count(self, responses: list[Response], notices: list[str]) -> None:
+        for r in responses:
+            for res in r.results:
+                if res.status is Status.DONE and res.action == "deactivate-key":
+                    self._metric("KeysDeactivated")
+                elif res.status is Status.DONE and res.action.endswith("sessions"):
+                    self._metric("SessionsRevoked")
+            if r.outcome in (Outcome.CONTAINED, Outcome.SESSIONS_REVOKED):
+                self._metric("Contained")
+            elif r.outcome is Outcome.FAILED:
+                self._metric("Failed")
+            elif r.outcome in NO_ACTION or r.outcome is Outcome.WOULD_CONTAIN:
+                self._metric("Skipped")
+        self._metric("DuplicateNotifications", sum(1 for n in notices if n == "duplicate"))
+
+    def _metric(self, name: str, value: float = 1) -> None:
+        if self.metrics is not None and value:
+            from aws_lambda_powertools.metrics import MetricUnit
+
+            self.metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+    def _log(self, level: str, msg: str, **fields: Any) -> None:
+        if self.logger is not None:
+            getattr(self.logger, level)(msg, extra=fields)
+
+
+def _account_of(context: Any) -> str | None:
+    arn = getattr(context, "invoked_function_arn", None)
+    parts = arn.split(":") if isinstance(arn, str) else []
+    return parts[4] if len(parts) > 4 and parts[4] else None
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, indent=2, default=str)

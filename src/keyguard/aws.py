@@ -1,0 +1,54 @@
+"""AWS clients: created lazily, once per container, with standard retries (IAM throttles)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+RETRY_CONFIG = {"mode": "standard", "max_attempts": 5}
+
+
+class Clients:
+    """Lazily created boto3 clients. Pass one in; never create clients at import time.
+
+    The endpoint comes from boto3's own AWS_ENDPOINT_URL setting (used for emulators such as moto_server).
+    """
+
+    def __init__(self, session: Any | None = None, region: str | None = None) -> None:
+        self._session = session
+        self._region = region
+        self._clients: dict[tuple[str, str], Any] = {}
+
+    @property
+    def region(self) -> str:
+        return self._region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+
+    def get(self, service: str, region: str | None = None) -> Any:
+        key = (service, region or self.region)
+        found = self._clients.get(key)
+        if found is None:
+            import boto3
+            from botocore.config import Config
+
+            if self._session is None:
+                self._session = boto3.session.Session()
+            config = Config(retries=RETRY_CONFIG, connect_timeout=5, read_timeout=15)
+            found = self._session.client(service, region_name=key[1], config=config)
+            self._clients[key] = found
+        return found
+
+    @property
+    def iam(self) -> Any:
+        return self.get("iam")
+
+    def sns(self, topic_arn: str | None = None) -> Any:
+        region = topic_arn.split(":")[3] if topic_arn and topic_arn.count(":") >= 5 else None
+        return self.get("sns", region)
+
+
+def error_code(exc: BaseException) -> str | None:
+    """The AWS error code of a botocore ClientError, else None."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        return response.get("Error", {}).get("Code")
+    return None

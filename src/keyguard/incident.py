@@ -1,0 +1,91 @@
+"""The one incident every trigger is turned into. Only the extractors in keyguard.sources know shapes."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import Enum
+
+# Access key ids: 4-letter prefix (AKIA long-term, ASIA temporary) and 16 upper-case letters or digits.
+KEY_ID_RE = re.compile(r"^(AKIA|ASIA)[A-Z0-9]{16}$")
+ACCOUNT_RE = re.compile(r"^\d{12}$")
+
+
+class PrincipalType(str, Enum):
+    IAM_USER = "IAMUser"
+    ASSUMED_ROLE = "AssumedRole"
+    ROOT = "Root"
+    UNKNOWN = "Unknown"  # the event names no owner (Health): IAM says who owns the key
+    OTHER = "Other"  # federated users, AWS services, ...: nothing keyguard can contain
+
+
+class Source(str, Enum):
+    GUARDDUTY = "guardduty"
+    HEALTH = "health"
+    CREATE_ACCESS_KEY = "create-access-key"
+
+
+class Kind(str, Enum):
+    COMPROMISE = "compromise"  # evidence that the key leaked or is abused
+    NEW_KEY = "new-key"  # policy: no new long-lived keys
+
+
+def is_key_id(value: object) -> bool:
+    return isinstance(value, str) and bool(KEY_ID_RE.match(value))
+
+
+def is_long_term(key_id: str) -> bool:
+    return key_id.startswith("AKIA")
+
+
+@dataclass(frozen=True)
+class Evidence:
+    source_ip: str | None = None
+    asn: str | None = None
+    asn_org: str | None = None
+    country: str | None = None
+    api: str | None = None
+    service_name: str | None = None
+    user_agent: str | None = None
+    first_seen: str | None = None
+    last_seen: str | None = None
+    description: str | None = None
+
+    def lines(self) -> list[tuple[str, str]]:
+        """Human-readable (label, value) pairs of what is known."""
+        out = []
+        if self.source_ip:
+            where = ", ".join(x for x in (self.asn_org, f"AS{self.asn}" if self.asn else None, self.country) if x)
+            out.append(("Source IP", f"{self.source_ip} ({where})" if where else self.source_ip))
+        if self.api:
+            out.append(("API called", f"{self.service_name}:{self.api}" if self.service_name else self.api))
+        if self.user_agent:
+            out.append(("User agent", self.user_agent))
+        if self.first_seen or self.last_seen:
+            out.append(("Seen", f"{self.first_seen or '?'} .. {self.last_seen or '?'}"))
+        return out
+
+
+@dataclass(frozen=True)
+class Incident:
+    """One access key named by one event."""
+
+    source: Source
+    kind: Kind
+    key_id: str
+    principal_type: PrincipalType
+    principal_name: str | None  # the owner the event names; IAM has the last word for long-term keys
+    account: str
+    region: str
+    source_id: str  # GuardDuty finding id, Health event ARN, CloudTrail event id
+    event_id: str  # the EventBridge envelope id
+    finding_type: str
+    severity: float | None = None
+    sample: bool = False
+    evidence: Evidence = field(default_factory=Evidence)
+    principal_id: str | None = None
+
+    @property
+    def incident_id(self) -> str:
+        """Stable across redeliveries and GuardDuty's re-emissions of the same finding."""
+        return f"{self.source.value}:{self.source_id}:{self.key_id}"

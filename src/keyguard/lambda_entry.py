@@ -1,0 +1,25 @@
+"""Builds a Lambda handler for one trigger: Powertools Logger (EventBridge id as correlation id) and
+Metrics around Runtime.handle. Importing this creates no client and reads no environment variable."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging import correlation_paths
+
+from keyguard.app import Extractor, Runtime
+
+
+def make_handler(extract: Extractor, function: str) -> Any:
+    logger = Logger(service="keyguard", function=function)
+    metrics = Metrics(namespace="keyguard", service="keyguard")
+    runtime = Runtime(logger=logger, metrics=metrics)
+
+    @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)
+    @metrics.log_metrics
+    def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        return runtime.handle(event, context, extract)
+
+    lambda_handler.runtime = runtime  # type: ignore[attr-defined]  # tests and the local runner reset it
+    return lambda_handler

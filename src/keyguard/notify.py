@@ -1,0 +1,196 @@
+"""One SNS message per response: a subject naming key and outcome, a body a person can act on at
+3 a.m., a JSON part for machines, and message attributes for subscription filter policies."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from keyguard.actions import QUARANTINE_POLICY, REVOKE_SESSIONS_POLICY
+from keyguard.incident import PrincipalType
+from keyguard.plan import Outcome
+from keyguard.respond import Response
+
+NOTIFY_PERMISSIONS = ("sns:Publish",)
+SUBJECT_MAX = 100
+
+_HEADLINE = {
+    Outcome.CONTAINED: "CONTAINED",
+    Outcome.SESSIONS_REVOKED: "SESSIONS REVOKED",
+    Outcome.WOULD_CONTAIN: "DRY-RUN would contain",
+    Outcome.FAILED: "FAILED to contain",
+    Outcome.NOT_FOUND: "key not found",
+    Outcome.BELOW_THRESHOLD: "low severity, notify only",
+    Outcome.ROOT: "ROOT credentials, act now",
+    Outcome.SAMPLE: "sample finding, wiring OK",
+    Outcome.PROTECTED: "protected principal, not touched",
+    Outcome.EXEMPT: "exempt user, not touched",
+    Outcome.NOTIFY_ONLY: "notify only",
+    Outcome.OTHER_ACCOUNT: "other account, not touched",
+}
+
+_LEVEL = {
+    Outcome.FAILED: "critical",
+    Outcome.ROOT: "critical",
+    Outcome.CONTAINED: "high",
+    Outcome.SESSIONS_REVOKED: "high",
+    Outcome.WOULD_CONTAIN: "high",
+    Outcome.NOT_FOUND: "medium",
+    Outcome.PROTECTED: "high",
+    Outcome.EXEMPT: "low",
+    Outcome.NOTIFY_ONLY: "medium",
+    Outcome.BELOW_THRESHOLD: "low",
+    Outcome.OTHER_ACCOUNT: "medium",
+    Outcome.SAMPLE: "info",
+}
+
+
+def subject(r: Response) -> str:
+    text = f"keyguard: {_HEADLINE[r.outcome]} - {r.incident.key_id}"
+    if r.owner or r.incident.principal_name:
+        text += f" ({r.owner or r.incident.principal_name})"
+    text = "".join(ch if ch.isprintable() else " " for ch in text)  # SNS subjects: no control characters
+    return text if len(text) <= SUBJECT_MAX else text[: SUBJECT_MAX - 3] + "..."
+
+
+def level(r: Response) -> str:
+    return _LEVEL[r.outcome]
+
+
+def body(r: Response) -> str:
+    i = r.incident
+    lines = [f"{_HEADLINE[r.outcome]}: {r.reason}", ""]
+    if r.dry_run and r.outcome is Outcome.WOULD_CONTAIN:
+        lines += ["keyguard runs in dry-run mode (Mode=dry-run): it changed nothing.", ""]
+    facts = [
+        ("Access key", i.key_id),
+        ("Owner", _owner(r)),
+        ("Account", i.account),
+        ("Region", i.region or "-"),
+        ("Source", f"{i.source.value}: {i.finding_type}"),
+        ("Severity", f"{i.severity:g}" if i.severity is not None else "-"),
+        ("Source id", i.source_id),
+        ("Incident", i.incident_id),
+    ]
+    facts += i.evidence.lines()
+    if i.evidence.description:
+        facts.append(("Detail", i.evidence.description))
+    width = max(len(k) for k, _ in facts)
+    lines += [f"{k.ljust(width)} : {v}" for k, v in facts]
+    lines += ["", "Actions:"]
+    lines += [f"  - {res.line()}" for res in r.results] or ["  - none (see above why)"]
+    lines += ["", "What to do now:"]
+    lines += [f"  {n}. {step}" for n, step in enumerate(_next_steps(r), 1)]
+    return "\n".join(lines)
+
+
+def _owner(r: Response) -> str:
+    i = r.incident
+    kind = i.principal_type.value
+    if r.owner:
+        text = f"{r.owner} ({'role' if i.principal_type is PrincipalType.ASSUMED_ROLE else 'IAM user'})"
+    elif i.principal_name:
+        text = f"{i.principal_name} ({kind}, as the event says; not verified)"
+    else:
+        text = f"unknown ({kind})"
+    return f"{text}; NOTE: {r.owner_note}" if r.owner_note else text
+
+
+def _next_steps(r: Response) -> list[str]:
+    i, o = r.incident, r.outcome
+    user = r.owner or i.principal_name or "<user>"
+    if o is Outcome.SAMPLE:
+        return ["Nothing: this was a GuardDuty sample finding. Real findings will be contained."]
+    if o is Outcome.ROOT:
+        return [
+            "Sign in as root with MFA, delete the root access key (Security credentials page) and change the"
+            " root password.",
+            "Review CloudTrail for what the root credentials did; contact AWS Support if the account is abused.",
+        ]
+    if o is Outcome.FAILED:
+        return [
+            "keyguard retries automatically; if it still fails the event lands in the dead-letter queue.",
+            f"Contain by hand now: aws iam update-access-key --user-name {user} --access-key-id {i.key_id}"
+            " --status Inactive",
+            "Fix the error above (permissions? throttling?), then check this key again.",
+        ]
+    if o is Outcome.SESSIONS_REVOKED:
+        return [
+            "Find where the role's credentials leaked (instance, container, CI) and fix it; require IMDSv2.",
+            f"When fixed, remove the role policy: aws iam delete-role-policy --role-name {user}"
+            f" --policy-name {REVOKE_SESSIONS_POLICY}",
+        ]
+    if o in (Outcome.CONTAINED, Outcome.WOULD_CONTAIN) and i.kind.value == "new-key":
+        return [
+            "Long-lived keys are a liability: use an IAM role (instance profile, IAM Roles Anywhere, SSO) instead.",
+            f"If the key is truly needed: aws iam update-access-key --user-name {user} --access-key-id {i.key_id}"
+            " --status Active, tag the user keyguard exemption, and remove the policy:"
+            f" aws iam delete-user-policy --user-name {user} --policy-name {REVOKE_SESSIONS_POLICY}",
+        ]
+    if o in (Outcome.CONTAINED, Outcome.WOULD_CONTAIN):
+        return [
+            "Review what the key did (CloudTrail, filter by access key id) and undo it; look for new users, keys,"
+            " roles and instances.",
+            f"Delete the leaked key after replacing it (never reactivate it): aws iam delete-access-key"
+            f" --user-name {user} --access-key-id {i.key_id}",
+            "Release the user once the key is rotated and the user's other credentials are checked:"
+            f" aws iam delete-user-policy --user-name {user} --policy-name {QUARANTINE_POLICY}",
+            "Better: replace long-lived keys with roles (instance profiles, the metadata service, SSO).",
+        ]
+    if o is Outcome.NOT_FOUND:
+        return ["Check whether the key belongs to another of your accounts and contain it there."]
+    return ["Review the finding; contain by hand if it is real (keyguard did not act, see why above)."]
+
+
+def document(r: Response) -> dict[str, Any]:
+    i = r.incident
+    return {
+        "keyguard": 1,
+        "incidentId": i.incident_id,
+        "outcome": r.outcome.value,
+        "level": level(r),
+        "reason": r.reason,
+        "dryRun": r.dry_run,
+        "at": r.at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "accessKeyId": i.key_id,
+        "principal": {"type": i.principal_type.value, "named": i.principal_name, "verifiedOwner": r.owner},
+        "ownerNote": r.owner_note,
+        "account": i.account,
+        "region": i.region,
+        "source": i.source.value,
+        "findingType": i.finding_type,
+        "severity": i.severity,
+        "sourceId": i.source_id,
+        "eventId": i.event_id,
+        "evidence": {k: v for k, v in vars(i.evidence).items() if v is not None},
+        "actions": [
+            {"action": a.action, "target": a.target, "status": a.status.value, "detail": a.detail or None}
+            for a in r.results
+        ],
+    }
+
+
+def message(r: Response) -> dict[str, Any]:
+    """Arguments for sns.publish (TopicArn added by the caller)."""
+    text = body(r)
+    machine = json.dumps(document(r), sort_keys=True)
+    return {
+        "Subject": subject(r),
+        "MessageStructure": "json",
+        "Message": json.dumps(
+            {"default": text, "email": text, "email-json": machine, "sqs": machine, "lambda": machine,
+             "https": machine, "http": machine}
+        ),
+        "MessageAttributes": {
+            "source": {"DataType": "String", "StringValue": r.incident.source.value},
+            "severity": {"DataType": "String", "StringValue": level(r)},
+            "outcome": {"DataType": "String", "StringValue": r.outcome.value},
+        },
+    }
+
+
+def dedup_key(r: Response) -> str:
+    """The same incident with the same outcome is announced once (redelivery, GuardDuty re-emission)."""
+    raw = f"{r.incident.incident_id}|{r.outcome.value}|{r.owner}|{r.dry_run}"
+    return hashlib.sha256(raw.encode()).hexdigest()

@@ -1,0 +1,90 @@
+"""Pure decisions: what keyguard does about an incident. No AWS calls here; table-tested."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+
+from keyguard.actions import Action, DeactivateAccessKey, QuarantineUser, RevokeRoleSessions, RevokeUserSessions
+from keyguard.incident import Incident, Kind, PrincipalType, Source, is_long_term
+from keyguard.settings import CAK_NOTIFY, Settings
+
+
+class Outcome(str, Enum):
+    CONTAINED = "contained"
+    SESSIONS_REVOKED = "sessions-revoked"
+    WOULD_CONTAIN = "would-contain"  # dry-run
+    FAILED = "failed"
+    NOT_FOUND = "not-found"
+    BELOW_THRESHOLD = "below-threshold"
+    ROOT = "root-credentials"
+    SAMPLE = "sample-finding"
+    PROTECTED = "protected-principal"
+    EXEMPT = "exempt"
+    NOTIFY_ONLY = "notify-only"
+    OTHER_ACCOUNT = "other-account"
+
+
+# Outcomes where keyguard changed nothing on purpose; the notification says why.
+NO_ACTION = frozenset(
+    {
+        Outcome.NOT_FOUND,
+        Outcome.BELOW_THRESHOLD,
+        Outcome.ROOT,
+        Outcome.SAMPLE,
+        Outcome.PROTECTED,
+        Outcome.EXEMPT,
+        Outcome.NOTIFY_ONLY,
+        Outcome.OTHER_ACCOUNT,
+    }
+)
+
+SERVICE_LINKED_PREFIX = "AWSServiceRole"
+
+
+def triage(incident: Incident, settings: Settings, account: str | None = None) -> tuple[Outcome, str] | None:
+    """The reason not to act at all, decided from the event alone; None means: go on and contain."""
+    if incident.sample:
+        return Outcome.SAMPLE, "GuardDuty sample finding: the wiring works; nothing was changed."
+    if account and incident.account != account:
+        return Outcome.OTHER_ACCOUNT, f"The event is for account {incident.account}; keyguard runs in {account}."
+    if incident.source is Source.GUARDDUTY and (incident.severity or 0) < settings.guardduty_min_severity:
+        return (
+            Outcome.BELOW_THRESHOLD,
+            f"Severity {incident.severity:g} is below GuardDutyMinSeverity {settings.guardduty_min_severity:g}: "
+            "notify only.",
+        )
+    if incident.principal_type is PrincipalType.ROOT:
+        return Outcome.ROOT, "Root credentials: IAM cannot restrict the root user. A human must act now."
+    if incident.principal_type is PrincipalType.OTHER:
+        return Outcome.NOTIFY_ONLY, "The principal is not an IAM user or role: IAM cannot contain it."
+    if incident.kind is Kind.NEW_KEY and settings.create_access_key_response == CAK_NOTIFY:
+        return Outcome.NOTIFY_ONLY, "CreateAccessKeyResponse is 'notify': the new key was left as it is."
+    return protection(incident, incident.principal_name, settings)
+
+
+def protection(incident: Incident, name: str | None, settings: Settings) -> tuple[Outcome, str] | None:
+    """Principals keyguard never acts on."""
+    if name and settings.is_protected(name):
+        return Outcome.PROTECTED, f"{name} is a protected principal (ProtectedPrincipals or keyguard's own role)."
+    if incident.principal_type is PrincipalType.ASSUMED_ROLE and name and name.startswith(SERVICE_LINKED_PREFIX):
+        return Outcome.PROTECTED, f"{name} is a service-linked role: keyguard never changes those."
+    return None
+
+
+def owner_is_verifiable(incident: Incident) -> bool:
+    """Long-term keys of IAM users: IAM can say who owns them (UpdateAccessKey / GetAccessKeyLastUsed)."""
+    return incident.principal_type in (PrincipalType.IAM_USER, PrincipalType.UNKNOWN) and is_long_term(incident.key_id)
+
+
+def plan_actions(incident: Incident, owner: str, now: datetime) -> list[Action]:
+    """The ordered containment for an incident whose principal is known (verified for long-term keys)."""
+    if incident.principal_type is PrincipalType.ASSUMED_ROLE:
+        return [RevokeRoleSessions(owner, now)]
+    if not is_long_term(incident.key_id):
+        # A user's session credentials (GetSessionToken): the key that minted them is unknown, so deny
+        # everything the user can do until a human rotates the user's keys.
+        return [QuarantineUser(owner)]
+    if incident.kind is Kind.NEW_KEY:
+        return [DeactivateAccessKey(owner, incident.key_id), RevokeUserSessions(owner, now)]
+    return [DeactivateAccessKey(owner, incident.key_id), QuarantineUser(owner)]

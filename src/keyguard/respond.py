@@ -1,0 +1,177 @@
+"""The engine: verify the owner, run the plan, containment first. Notification comes after, elsewhere."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from keyguard.actions import NOT_FOUND, Action, ActionResult, DeactivateAccessKey, Status
+from keyguard.aws import error_code
+from keyguard.incident import Incident, Kind
+from keyguard.plan import Outcome, owner_is_verifiable, plan_actions, protection, triage
+from keyguard.settings import Settings
+
+LOOKUP_OWNER_PERMISSIONS = ("iam:GetAccessKeyLastUsed",)
+EXEMPTION_PERMISSIONS = ("iam:ListUserTags",)
+
+
+@dataclass
+class Response:
+    """What keyguard did about one incident: the notification is made from this."""
+
+    incident: Incident
+    outcome: Outcome
+    reason: str = ""
+    owner: str | None = None
+    owner_note: str | None = None  # e.g. the event named another user than IAM did
+    results: list[ActionResult] = field(default_factory=list)
+    dry_run: bool = False
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def failed(self) -> bool:
+        return self.outcome is Outcome.FAILED
+
+    @property
+    def failures(self) -> list[ActionResult]:
+        return [r for r in self.results if r.status is Status.FAILED]
+
+
+class _OwnerLookupFailed(Exception):
+    def __init__(self, result: ActionResult) -> None:
+        super().__init__(result.detail)
+        self.result = result
+
+
+def respond(
+    incident: Incident,
+    settings: Settings,
+    iam: Any,
+    *,
+    account: str | None = None,
+    now: datetime | None = None,
+) -> Response:
+    """Contain one incident. Never raises for AWS errors: they are results; the caller raises after notifying."""
+    now = now or datetime.now(UTC)
+    response = Response(incident, Outcome.FAILED, dry_run=settings.dry_run, at=now)
+    early = triage(incident, settings, account)
+    if early:
+        response.outcome, response.reason = early
+        return response
+    try:
+        return _contain(incident, settings, iam, now, response)
+    except _OwnerLookupFailed as e:
+        response.results.append(e.result)
+        response.outcome = Outcome.FAILED
+        response.reason = f"{e.result.action} failed, so nothing was changed. keyguard will retry."
+        return response
+
+
+def _contain(incident: Incident, settings: Settings, iam: Any, now: datetime, response: Response) -> Response:
+    named = incident.principal_name
+    verified = False
+    if not owner_is_verifiable(incident):
+        owner = named  # role or session credentials: GuardDuty names the principal; IAM has no key to ask about
+    elif settings.dry_run or named is None:
+        owner, verified = _lookup_owner(iam, incident.key_id), True
+        if owner is None:
+            return _not_found(response)
+    else:
+        owner = named  # tentative: deactivating with this name proves it (NoSuchEntity otherwise)
+    assert owner is not None  # noqa: S101 - extractors guarantee a name for user and role incidents
+    _note_mismatch(response, named, owner)
+    stop = protection(incident, owner, settings) or _exemption(incident, owner, settings, iam)
+    if stop:
+        response.owner = owner
+        response.outcome, response.reason = stop
+        return response
+
+    actions = plan_actions(incident, owner, now)
+    if settings.dry_run:
+        response.owner = owner
+        response.results = [a.dry_run() for a in actions]
+        response.outcome, response.reason = Outcome.WOULD_CONTAIN, "Dry-run: nothing was changed."
+        return response
+
+    first = actions[0]
+    result = first.run(iam)
+    if isinstance(first, DeactivateAccessKey) and result.error_code == NOT_FOUND and not verified:
+        # The named user does not own the key (or does not exist): IAM says who does.
+        real = _lookup_owner(iam, incident.key_id)
+        if real is None:
+            return _not_found(response)
+        _note_mismatch(response, named, real)
+        stop = protection(incident, real, settings) or _exemption(incident, real, settings, iam)
+        if stop:
+            response.owner = real
+            response.outcome, response.reason = stop
+            return response
+        owner = real
+        actions = plan_actions(incident, owner, now)
+        result = actions[0].run(iam)
+    response.owner = owner
+    response.results = [result] + [a.run(iam) for a in actions[1:]]
+    return _conclude(response, incident, actions)
+
+
+def _conclude(response: Response, incident: Incident, actions: list[Action]) -> Response:
+    if response.failures:
+        names = ", ".join(r.action for r in response.failures)
+        response.outcome, response.reason = Outcome.FAILED, f"Containment failed: {names}. keyguard will retry."
+    elif all(r.status is Status.SKIPPED for r in response.results):
+        response.outcome = Outcome.NOT_FOUND
+        response.reason = "; ".join(r.detail for r in response.results)
+    elif incident.kind is Kind.NEW_KEY:
+        response.outcome = Outcome.CONTAINED
+        response.reason = "New long-lived access key: deactivated; sessions minted from it revoked."
+    elif actions and actions[0].name == "revoke-role-sessions":
+        response.outcome = Outcome.SESSIONS_REVOKED
+        response.reason = "Role credentials in use from elsewhere: every session issued before now is denied."
+    else:
+        response.outcome = Outcome.CONTAINED
+        response.reason = "Leaked access key: deactivated; the user is quarantined with a deny-all policy."
+    return response
+
+
+def _not_found(response: Response) -> Response:
+    response.outcome = Outcome.NOT_FOUND
+    response.reason = "Access key not found in this account: already deleted, or another account's key."
+    return response
+
+
+def _note_mismatch(response: Response, named: str | None, owner: str) -> None:
+    if named and named != owner:
+        response.owner_note = f"the event named user {named!r}, but IAM says the key belongs to {owner!r}"
+
+
+def _lookup_owner(iam: Any, key_id: str) -> str | None:
+    """The key's owner according to IAM (one call), or None if the key is not in this account."""
+    try:
+        return iam.get_access_key_last_used(AccessKeyId=key_id).get("UserName")
+    except Exception as e:
+        code = error_code(e) or type(e).__name__
+        if code == NOT_FOUND:
+            return None
+        raise _OwnerLookupFailed(
+            ActionResult("lookup-owner", key_id, Status.FAILED, f"{code}: {e}"[:300], code)
+        ) from e
+
+
+def _exemption(incident: Incident, user: str, settings: Settings, iam: Any) -> tuple[Outcome, str] | None:
+    """New keys of users tagged <ExemptTagKey>=true are reported, not acted on (one call)."""
+    if incident.kind is not Kind.NEW_KEY:
+        return None
+    try:
+        tags = iam.list_user_tags(UserName=user).get("Tags", [])
+    except Exception as e:
+        code = error_code(e) or type(e).__name__
+        if code == NOT_FOUND:
+            return None  # no such user: deactivation fails and IAM names the key's owner, if any
+        raise _OwnerLookupFailed(
+            ActionResult("check-exemption", f"user {user}", Status.FAILED, f"{code}: {e}"[:300], code)
+        ) from e
+    for tag in tags:
+        if tag.get("Key") == settings.exempt_tag_key and str(tag.get("Value", "")).lower() == "true":
+            return Outcome.EXEMPT, f"User {user} is tagged {settings.exempt_tag_key}=true: notify only."
+    return None

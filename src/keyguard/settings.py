@@ -1,0 +1,86 @@
+"""Configuration: SAM parameters -> environment variables -> one frozen, validated Settings."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from keyguard.errors import ConfigError
+
+ENFORCE = "enforce"
+DRY_RUN = "dry-run"
+MODES = (ENFORCE, DRY_RUN)
+
+CAK_QUARANTINE = "quarantine"
+CAK_NOTIFY = "notify"
+CAK_RESPONSES = (CAK_QUARANTINE, CAK_NOTIFY)
+
+
+@dataclass(frozen=True)
+class Settings:
+    mode: str = ENFORCE
+    topic_arn: str | None = None
+    idempotency_table: str | None = None
+    guardduty_min_severity: float = 4.0
+    create_access_key_response: str = CAK_QUARANTINE
+    exempt_tag_key: str = "keyguard:exempt"
+    protected_principals: frozenset[str] = frozenset()
+    own_roles: frozenset[str] = frozenset()
+    dedup_ttl_seconds: int = 7 * 24 * 3600
+
+    @property
+    def dry_run(self) -> bool:
+        return self.mode == DRY_RUN
+
+    def is_protected(self, name: str | None) -> bool:
+        """A principal keyguard must never act on: listed by the operator, or one of its own roles."""
+        return bool(name) and (name in self.protected_principals or name in self.own_roles)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        mode = env.get("KEYGUARD_MODE", ENFORCE).strip().lower()
+        if mode not in MODES:
+            raise ConfigError(f"KEYGUARD_MODE must be one of {MODES}, got {mode!r}")
+        cak = env.get("KEYGUARD_CREATE_ACCESS_KEY_RESPONSE", CAK_QUARANTINE).strip().lower()
+        if cak not in CAK_RESPONSES:
+            raise ConfigError(f"KEYGUARD_CREATE_ACCESS_KEY_RESPONSE must be one of {CAK_RESPONSES}, got {cak!r}")
+        raw_sev = env.get("KEYGUARD_GUARDDUTY_MIN_SEVERITY", "4")
+        try:
+            severity = float(raw_sev)
+        except ValueError as e:
+            raise ConfigError(f"KEYGUARD_GUARDDUTY_MIN_SEVERITY must be a number, got {raw_sev!r}") from e
+        if not 0 <= severity <= 10:
+            raise ConfigError(f"KEYGUARD_GUARDDUTY_MIN_SEVERITY must be within 0..10, got {severity}")
+        raw_ttl = env.get("KEYGUARD_DEDUP_TTL_SECONDS", str(cls.dedup_ttl_seconds))
+        try:
+            ttl = int(raw_ttl)
+        except ValueError as e:
+            raise ConfigError(f"KEYGUARD_DEDUP_TTL_SECONDS must be an integer, got {raw_ttl!r}") from e
+        if ttl <= 0:
+            raise ConfigError("KEYGUARD_DEDUP_TTL_SECONDS must be positive")
+        tag_key = env.get("KEYGUARD_EXEMPT_TAG_KEY", "keyguard:exempt").strip()
+        if not tag_key:
+            raise ConfigError("KEYGUARD_EXEMPT_TAG_KEY must not be empty")
+        return cls(
+            mode=mode,
+            topic_arn=env.get("KEYGUARD_TOPIC_ARN") or None,
+            idempotency_table=env.get("KEYGUARD_IDEMPOTENCY_TABLE") or None,
+            guardduty_min_severity=severity,
+            create_access_key_response=cak,
+            exempt_tag_key=tag_key,
+            protected_principals=_names(env.get("KEYGUARD_PROTECTED_PRINCIPALS", "")),
+            own_roles=_names(env.get("KEYGUARD_OWN_ROLES", "")),
+            dedup_ttl_seconds=ttl,
+        )
+
+
+def _names(raw: str) -> frozenset[str]:
+    """Comma-separated principal names; ARNs are reduced to their last path segment."""
+    out = set()
+    for item in raw.split(","):
+        item = item.strip()
+        if item:
+            out.add(item.rsplit("/", 1)[-1])
+    return frozenset(out)

@@ -1,0 +1,85 @@
+"""GuardDuty findings on an access key (detail.resource.resourceType == "AccessKey")."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from keyguard.errors import MalformedEvent
+from keyguard.incident import Evidence, Incident, Kind, PrincipalType, Source, is_key_id
+from keyguard.sources._fields import envelope, obj, opt_obj, opt_text, text
+
+SOURCE = "aws.guardduty"
+DETAIL_TYPES = ("GuardDuty Finding",)
+
+_USER_TYPES = {
+    "IAMUser": PrincipalType.IAM_USER,
+    "AssumedRole": PrincipalType.ASSUMED_ROLE,
+    "Root": PrincipalType.ROOT,
+}
+
+
+def extract(event: Any) -> list[Incident]:
+    detail = envelope(event, SOURCE, DETAIL_TYPES)
+    resource = obj(detail, "resource", "detail")
+    if resource.get("resourceType") != "AccessKey":
+        raise MalformedEvent(f"detail.resource.resourceType must be 'AccessKey', got {resource.get('resourceType')!r}")
+    details = obj(resource, "accessKeyDetails", "detail.resource")
+    service = opt_obj(detail, "service")
+    sample = _is_sample(opt_obj(service, "additionalInfo"))
+    severity = detail.get("severity")
+    if isinstance(severity, bool) or not isinstance(severity, int | float) or not 0 <= severity <= 10:
+        raise MalformedEvent(f"detail.severity must be a number within 0..10, got {severity!r}")
+    finding_id = text(detail, "id", "detail")
+    finding_type = text(detail, "type", "detail")
+    key_id = text(details, "accessKeyId", "detail.resource.accessKeyDetails")
+    user_type = opt_text(details, "userType") or ""
+    principal_type = _USER_TYPES.get(user_type, PrincipalType.OTHER)
+    if not sample and not is_key_id(key_id):
+        raise MalformedEvent(f"detail.resource.accessKeyDetails.accessKeyId is not an access key id: {key_id[:40]!r}")
+    name = opt_text(details, "userName")
+    if principal_type in (PrincipalType.IAM_USER, PrincipalType.ASSUMED_ROLE) and not sample and not name:
+        raise MalformedEvent("detail.resource.accessKeyDetails.userName is missing for a user or role finding")
+    return [
+        Incident(
+            source=Source.GUARDDUTY,
+            kind=Kind.COMPROMISE,
+            key_id=key_id,
+            principal_type=principal_type,
+            principal_name=name,
+            principal_id=opt_text(details, "principalId"),
+            account=opt_text(detail, "accountId") or event["account"],
+            region=opt_text(detail, "region") or opt_text(event, "region") or "",
+            source_id=finding_id,
+            event_id=event["id"],
+            finding_type=finding_type,
+            severity=float(severity),
+            sample=sample,
+            evidence=_evidence(detail, service),
+        )
+    ]
+
+
+def _is_sample(additional: Mapping[str, Any]) -> bool:
+    value = additional.get("sample")
+    return value is True or (isinstance(value, str) and value.lower() == "true")
+
+
+def _evidence(detail: Mapping[str, Any], service: Mapping[str, Any]) -> Evidence:
+    action = opt_obj(service, "action")
+    call = opt_obj(action, "awsApiCallAction")
+    remote = opt_obj(call, "remoteIpDetails")
+    org = opt_obj(remote, "organization")
+    country = opt_obj(remote, "country")
+    return Evidence(
+        source_ip=opt_text(remote, "ipAddressV4") or opt_text(remote, "ipAddressV6"),
+        asn=opt_text(org, "asn"),
+        asn_org=opt_text(org, "asnOrg") or opt_text(org, "org"),
+        country=opt_text(country, "countryName") or opt_text(country, "countryCode"),
+        api=opt_text(call, "api"),
+        service_name=opt_text(call, "serviceName"),
+        user_agent=opt_text(call, "userAgent") if "userAgent" in call else None,
+        first_seen=opt_text(service, "eventFirstSeen"),
+        last_seen=opt_text(service, "eventLastSeen"),
+        description=opt_text(detail, "title") or opt_text(detail, "description"),
+    )
