@@ -31,6 +31,14 @@ class Runtime:
         self._clients = clients
         self._notifier: Any = None
 
+    def reset(self, settings: Settings | None = None, clients: Clients | None = None) -> None:
+        """Forget per-container state (tests and the local emulator start a new account)."""
+        self._settings, self._clients, self._notifier = settings, clients, None
+
+    @property
+    def notifier(self) -> Any:
+        return self._notifier
+
     @property
     def settings(self) -> Settings:
         if self._settings is None:

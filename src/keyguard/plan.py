@@ -58,6 +58,8 @@ def triage(incident: Incident, settings: Settings, account: str | None = None) -
         return Outcome.ROOT, "Root credentials: IAM cannot restrict the root user. A human must act now."
     if incident.principal_type is PrincipalType.OTHER:
         return Outcome.NOTIFY_ONLY, "The principal is not an IAM user or role: IAM cannot contain it."
+    if incident.principal_type is PrincipalType.UNKNOWN and not is_long_term(incident.key_id):
+        return Outcome.NOTIFY_ONLY, "Temporary credentials with no named principal: IAM cannot name an owner."
     if incident.kind is Kind.NEW_KEY and settings.create_access_key_response == CAK_NOTIFY:
         return Outcome.NOTIFY_ONLY, "CreateAccessKeyResponse is 'notify': the new key was left as it is."
     return protection(incident, incident.principal_name, settings)
@@ -88,3 +90,12 @@ def plan_actions(incident: Incident, owner: str, now: datetime) -> list[Action]:
     if incident.kind is Kind.NEW_KEY:
         return [DeactivateAccessKey(owner, incident.key_id), RevokeUserSessions(owner, now)]
     return [DeactivateAccessKey(owner, incident.key_id), QuarantineUser(owner)]
+
+
+def possible_actions(source: Source) -> tuple[type[Action], ...]:
+    """Every action plan_actions can choose for a trigger: what its function's role must be allowed."""
+    if source is Source.GUARDDUTY:
+        return (DeactivateAccessKey, QuarantineUser, RevokeRoleSessions)
+    if source is Source.HEALTH:
+        return (DeactivateAccessKey, QuarantineUser)
+    return (DeactivateAccessKey, RevokeUserSessions)

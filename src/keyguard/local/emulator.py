@@ -1,0 +1,267 @@
+"""Run events through keyguard as the deployed stack would, against an emulated account.
+
+The rules come from template.yaml (the same patterns EventBridge gets); the event goes to the handler of
+every rule it matches; the account is moto (in-process) or any AWS-compatible endpoint (`--endpoint-url`).
+The account is seeded with the principals the event names: example key ids in events/ (AWS's documented
+AKIA...EXAMPLE values) cannot exist in IAM, so each is replaced by a key the emulator creates for the
+named user, and the replacement is shown.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from keyguard.errors import KeyguardError
+from keyguard.incident import is_key_id, is_long_term
+from keyguard.local.patterns import matches
+
+REPO = Path(__file__).resolve().parents[3]
+DEFAULT_TEMPLATE = REPO / "template.yaml"
+DEFAULT_EVENTS = REPO / "events"
+ACCOUNT = "123456789012"
+BYSTANDER = "bystander-dana"
+
+
+@dataclass(frozen=True)
+class Rule:
+    function: str
+    handler: str
+    pattern: dict[str, Any]
+
+
+def load_rules(template: Path = DEFAULT_TEMPLATE) -> list[Rule]:
+    """Every EventBridgeRule of every function in the SAM template."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def any_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+        if isinstance(node, yaml.ScalarNode):
+            return loader.construct_scalar(node)
+        if isinstance(node, yaml.SequenceNode):
+            return loader.construct_sequence(node)
+        return loader.construct_mapping(node)
+
+    Loader.add_multi_constructor("!", any_tag)
+    doc = yaml.load(template.read_text(), Loader=Loader)  # noqa: S506 - SafeLoader subclass
+    rules = []
+    for logical_id, res in doc.get("Resources", {}).items():
+        if res.get("Type") != "AWS::Serverless::Function":
+            continue
+        for ev in (res.get("Properties", {}).get("Events") or {}).values():
+            if ev.get("Type") == "EventBridgeRule":
+                rules.append(Rule(logical_id, res["Properties"]["Handler"], ev["Properties"]["Pattern"]))
+    return rules
+
+
+def route(event: dict[str, Any], rules: list[Rule]) -> list[Rule]:
+    return [r for r in rules if matches(r.pattern, event)]
+
+
+@dataclass
+class FakeContext:
+    function_name: str
+    invoked_function_arn: str
+    memory_limit_in_mb: int = 256
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+@dataclass
+class Seeded:
+    """What the emulator created for an event, and how the event was rewritten to name it."""
+
+    event: dict[str, Any]
+    replaced: dict[str, str] = field(default_factory=dict)  # example key id -> emulated key id
+    users: dict[str, list[str]] = field(default_factory=dict)  # user -> its key ids
+    roles: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Environment:
+    """An emulated account with keyguard's topic, de-duplication table and a queue reading the topic."""
+
+    clients: Any
+    topic_arn: str
+    table: str
+    inbox_url: str
+
+    def iam_state(self, seeded: Seeded) -> dict[str, Any]:
+        iam = self.clients.iam
+        state: dict[str, Any] = {}
+        for user in seeded.users:
+            keys = iam.list_access_keys(UserName=user)["AccessKeyMetadata"]
+            state[f"user/{user}"] = {
+                "keys": {k["AccessKeyId"]: k["Status"] for k in keys},
+                "policies": sorted(iam.list_user_policies(UserName=user)["PolicyNames"]),
+            }
+        for role in seeded.roles:
+            state[f"role/{role}"] = {"policies": sorted(iam.list_role_policies(RoleName=role)["PolicyNames"])}
+        return state
+
+    def delivered(self) -> list[dict[str, Any]]:
+        """Notifications that reached the topic's SQS subscriber."""
+        sqs = self.clients.get("sqs")
+        out = []
+        while True:
+            got = sqs.receive_message(QueueUrl=self.inbox_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+            msgs = got.get("Messages", [])
+            if not msgs:
+                return out
+            for m in msgs:
+                out.append(json.loads(m["Body"]))
+                sqs.delete_message(QueueUrl=self.inbox_url, ReceiptHandle=m["ReceiptHandle"])
+
+
+def fake_credentials() -> None:
+    """Emulators accept any credentials; never let a demo reach a real account by accident."""
+    os.environ["AWS_ACCESS_KEY_ID"] = "testing"
+    os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"  # noqa: S105 - emulator only
+    os.environ.pop("AWS_SESSION_TOKEN", None)
+    os.environ.pop("AWS_PROFILE", None)
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    os.environ["AWS_REGION"] = os.environ["AWS_DEFAULT_REGION"]
+
+
+@contextmanager
+def emulated_account(endpoint_url: str | None = None) -> Iterator[Environment]:
+    """A fresh in-process moto account, or the account behind an AWS-compatible endpoint."""
+    from keyguard.aws import Clients
+
+    fake_credentials()
+    if endpoint_url:
+        os.environ["AWS_ENDPOINT_URL"] = endpoint_url
+        yield _provision(Clients())
+        return
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+    from moto import mock_aws
+
+    with mock_aws():
+        yield _provision(Clients())
+
+
+def _provision(clients: Any) -> Environment:
+    suffix = uuid.uuid4().hex[:8]
+    sns, sqs, ddb = clients.get("sns"), clients.get("sqs"), clients.get("dynamodb")
+    topic = sns.create_topic(Name=f"keyguard-{suffix}")["TopicArn"]
+    queue_url = sqs.create_queue(QueueName=f"keyguard-inbox-{suffix}")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    table = f"keyguard-idempotency-{suffix}"
+    ddb.create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return Environment(clients, topic, table, queue_url)
+
+
+def seed(iam: Any, event: dict[str, Any]) -> Seeded:
+    """Create the principals the event names, with real keys in place of the example key ids."""
+    event = copy.deepcopy(event)
+    out = Seeded(event)
+    detail = event.get("detail") or {}
+    source = event.get("source")
+
+    def user_with_key(user: str, example: str) -> str:
+        if user not in out.users:
+            _ensure_user(iam, user)
+            out.users[user] = []
+        key = iam.create_access_key(UserName=user)["AccessKey"]["AccessKeyId"]
+        out.users[user].append(key)
+        out.replaced[example] = key
+        return key
+
+    def other_key(user: str) -> None:
+        out.users[user].append(iam.create_access_key(UserName=user)["AccessKey"]["AccessKeyId"])
+
+    if source == "aws.guardduty":
+        details = detail.get("resource", {}).get("accessKeyDetails", {})
+        sample = detail.get("service", {}).get("additionalInfo", {}).get("sample") in (True, "true")
+        user_type, name, key = details.get("userType"), details.get("userName"), details.get("accessKeyId")
+        if not sample and user_type == "IAMUser" and name and is_key_id(key) and is_long_term(key):
+            details["accessKeyId"] = user_with_key(name, key)
+            other_key(name)
+        elif not sample and user_type == "AssumedRole" and name:
+            _ensure_role(iam, name)
+            out.roles.append(name)
+    elif source == "aws.health":
+        for n, entity in enumerate(detail.get("affectedEntities") or [], 1):
+            key = entity.get("entityValue") if isinstance(entity, dict) else None
+            if is_key_id(key) and is_long_term(key):
+                entity["entityValue"] = out.replaced.get(key) or user_with_key(f"exposed-key-owner-{n}", key)
+                other_key(f"exposed-key-owner-{n}")
+        event["resources"] = [out.replaced.get(r, r) for r in event.get("resources", [])]
+    elif source == "aws.iam":
+        key_obj = (detail.get("responseElements") or {}).get("accessKey") or {}
+        name, key = key_obj.get("userName"), key_obj.get("accessKeyId")
+        if name and is_key_id(key):
+            _ensure_user(iam, name)
+            out.users[name] = [iam.create_access_key(UserName=name)["AccessKey"]["AccessKeyId"]]  # older key
+            key_obj["accessKeyId"] = user_with_key(name, key)
+    _ensure_user(iam, BYSTANDER)
+    out.users[BYSTANDER] = [iam.create_access_key(UserName=BYSTANDER)["AccessKey"]["AccessKeyId"]]
+    return out
+
+
+def _ensure_user(iam: Any, name: str) -> None:
+    try:
+        iam.create_user(UserName=name)
+    except Exception as e:  # EntityAlreadyExists on a long-lived emulator
+        if "EntityAlreadyExists" not in str(e):
+            raise
+
+
+def _ensure_role(iam: Any, name: str) -> None:
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+    }
+    try:
+        iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))
+    except Exception as e:
+        if "EntityAlreadyExists" not in str(e):
+            raise
+
+
+@dataclass
+class Invocation:
+    rule: Rule
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    published: list[dict[str, Any]] = field(default_factory=list)
+
+
+def invoke(env: Environment, rule: Rule, event: dict[str, Any], mode: str = "enforce") -> Invocation:
+    """Call the rule's handler as Lambda would, with the stack's environment variables."""
+    os.environ.update(
+        KEYGUARD_MODE=mode,
+        KEYGUARD_TOPIC_ARN=env.topic_arn,
+        KEYGUARD_IDEMPOTENCY_TABLE=env.table,
+        POWERTOOLS_METRICS_DISABLED="true",
+    )
+    module_name, func_name = rule.handler.rsplit(".", 1)
+    handler = getattr(importlib.import_module(module_name), func_name)
+    handler.runtime.reset(clients=env.clients)
+    context = FakeContext(rule.function, f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:keyguard-{rule.function}")
+    inv = Invocation(rule)
+    try:
+        inv.result = handler(event, context)
+    except KeyguardError as e:
+        inv.error = f"{type(e).__name__}: {e}"
+    notifier = handler.runtime.notifier
+    inv.published = list(notifier.sent) if notifier else []
+    return inv
