@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Any, ClassVar
 
 QUARANTINE_POLICY = "keyguard-quarantine"
@@ -20,7 +20,7 @@ REVOKE_SESSIONS_POLICY = "keyguard-revoke-sessions"
 NOT_FOUND = "NoSuchEntity"
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     DONE = "done"
     ALREADY_DONE = "already done"
     SKIPPED = "skipped"
@@ -126,7 +126,9 @@ class QuarantineUser(Action):
         return f"user {self.user} (policy {QUARANTINE_POLICY})"
 
     def _call(self, iam: Any) -> None:
-        iam.put_user_policy(UserName=self.user, PolicyName=QUARANTINE_POLICY, PolicyDocument=json.dumps(deny_all_policy()))
+        iam.put_user_policy(
+            UserName=self.user, PolicyName=QUARANTINE_POLICY, PolicyDocument=json.dumps(deny_all_policy())
+        )
 
 
 @dataclass(frozen=True)
@@ -166,10 +168,17 @@ class RevokeRoleSessions(Action):
 
     def _on_error(self, code: str, message: str) -> ActionResult:
         if code == "UnmodifiableEntity":  # service-linked roles cannot be changed, by design
-            return ActionResult(self.name, self.target, Status.SKIPPED, "service-linked role: IAM forbids changes", code)
+            return ActionResult(
+                self.name, self.target, Status.SKIPPED, "service-linked role: IAM forbids changes", code
+            )
         if code == NOT_FOUND:
             return ActionResult(self.name, self.target, Status.SKIPPED, "role not found: already deleted?", code)
         return super()._on_error(code, message)
 
 
-ALL_ACTIONS: tuple[type[Action], ...] = (DeactivateAccessKey, QuarantineUser, RevokeUserSessions, RevokeRoleSessions)
+ALL_ACTIONS: tuple[type[Action], ...] = (
+    DeactivateAccessKey,
+    QuarantineUser,
+    RevokeUserSessions,
+    RevokeRoleSessions,
+)

@@ -23,8 +23,13 @@ class Runtime:
     """Per-container state, created at import without doing anything: settings and clients are made on
     the first event (after moto or the real environment is in place), then reused."""
 
-    def __init__(self, logger: Any = None, metrics: Any = None, settings: Settings | None = None,
-                 clients: Clients | None = None) -> None:
+    def __init__(
+        self,
+        logger: Any = None,
+        metrics: Any = None,
+        settings: Settings | None = None,
+        clients: Clients | None = None,
+    ) -> None:
         self.logger = logger
         self.metrics = metrics
         self._settings = settings
@@ -63,16 +68,25 @@ class Runtime:
         # Containment first: every key of the event is contained before anything is announced.
         responses = [respond(i, settings, self.clients.iam, account=account) for i in incidents]
         for r in responses:
-            self._log("info", "response", incident=r.incident.incident_id, outcome=r.outcome.value,
-                      owner=r.owner, actions=[x.line() for x in r.results])
+            self._log(
+                "info",
+                "response",
+                incident=r.incident.incident_id,
+                outcome=r.outcome.value,
+                owner=r.owner,
+                actions=[x.line() for x in r.results],
+            )
         notices = self._notify(responses, context)
         self._count(responses, notices)
         failed = [r for r in responses if r.failed]
         undelivered = [r for r, n in zip(responses, notices, strict=True) if n.startswith("failed")]
         if failed or undelivered:
             what = [f"{r.incident.key_id}: {r.reason}" for r in failed]
-            what += [f"{r.incident.key_id}: notification {n}" for r, n in zip(responses, notices, strict=True)
-                     if n.startswith("failed")]
+            what += [
+                f"{r.incident.key_id}: notification {n}"
+                for r, n in zip(responses, notices, strict=True)
+                if n.startswith("failed")
+            ]
             raise ResponseFailed("; ".join(what), report=responses)
         return {
             "responses": [

@@ -5,6 +5,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
+# Imported with the handler (Lambda's init phase), not on the first event; clients are still made lazily.
+import boto3
+from botocore.config import Config
+
 RETRY_CONFIG = {"mode": "standard", "max_attempts": 5}
 
 
@@ -27,9 +31,6 @@ class Clients:
         key = (service, region or self.region)
         found = self._clients.get(key)
         if found is None:
-            import boto3
-            from botocore.config import Config
-
             if self._session is None:
                 self._session = boto3.session.Session()
             config = Config(retries=RETRY_CONFIG, connect_timeout=5, read_timeout=15)

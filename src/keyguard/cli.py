@@ -1,9 +1,9 @@
 """The keyguard command: run events through the stack's rules and handlers against an emulated account.
 
-  keyguard demo                     every events/*.json, each in a fresh in-process moto account
-  keyguard invoke EVENT_FILE        one event
-  --endpoint-url URL                an AWS-compatible emulator (e.g. moto_server) instead of in-process moto
-  --mode dry-run                    plan and notify "would do", change nothing
+keyguard demo                     every events/*.json, each in a fresh in-process moto account
+keyguard invoke EVENT_FILE        one event
+--endpoint-url URL                an AWS-compatible emulator (e.g. moto_server) instead of in-process moto
+--mode dry-run                    plan and notify "would do", change nothing
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ from keyguard.errors import KeyguardError
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="keyguard", description="Contain leaked AWS access keys.")
     parser.add_argument("--endpoint-url", help="AWS-compatible emulator endpoint (default: in-process moto)")
-    parser.add_argument("--template", type=Path, help="SAM template whose rules route events (default: ./template.yaml)")
+    parser.add_argument(
+        "--template", type=Path, help="SAM template whose rules route events (default: ./template.yaml)"
+    )
     parser.add_argument("--verbose", action="store_true", help="show the handlers' JSON logs")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="run every events/*.json through keyguard against an emulated account")

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 # Access key ids: 4-letter prefix (AKIA long-term, ASIA temporary) and 16 upper-case letters or digits.
 KEY_ID_RE = re.compile(r"^(AKIA|ASIA)[A-Z0-9]{16}$")
 ACCOUNT_RE = re.compile(r"^\d{12}$")
 
 
-class PrincipalType(str, Enum):
+class PrincipalType(StrEnum):
     IAM_USER = "IAMUser"
     ASSUMED_ROLE = "AssumedRole"
     ROOT = "Root"
@@ -19,13 +19,13 @@ class PrincipalType(str, Enum):
     OTHER = "Other"  # federated users, AWS services, ...: nothing keyguard can contain
 
 
-class Source(str, Enum):
+class Source(StrEnum):
     GUARDDUTY = "guardduty"
     HEALTH = "health"
     CREATE_ACCESS_KEY = "create-access-key"
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     COMPROMISE = "compromise"  # evidence that the key leaked or is abused
     NEW_KEY = "new-key"  # policy: no new long-lived keys
 

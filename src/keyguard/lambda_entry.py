@@ -12,7 +12,7 @@ from keyguard.app import Extractor, Runtime
 
 
 def make_handler(extract: Extractor, function: str) -> Any:
-    logger = Logger(service="keyguard", function=function)
+    logger = Logger(service="keyguard")
     metrics = Metrics(namespace="keyguard", service="keyguard")
     runtime = Runtime(logger=logger, metrics=metrics)
 

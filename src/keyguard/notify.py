@@ -179,8 +179,15 @@ def message(r: Response) -> dict[str, Any]:
         "Subject": subject(r),
         "MessageStructure": "json",
         "Message": json.dumps(
-            {"default": text, "email": text, "email-json": machine, "sqs": machine, "lambda": machine,
-             "https": machine, "http": machine}
+            {
+                "default": text,
+                "email": text,
+                "email-json": machine,
+                "sqs": machine,
+                "lambda": machine,
+                "https": machine,
+                "http": machine,
+            }
         ),
         "MessageAttributes": {
             "source": {"DataType": "String", "StringValue": r.incident.source.value},

@@ -30,3 +30,10 @@ def iam_permissions(source: Source) -> frozenset[str]:
 def required(source: Source) -> frozenset[str]:
     """Every permission the function's role needs (IAM work, notification, de-duplication)."""
     return iam_permissions(source) | frozenset(NOTIFY_PERMISSIONS) | frozenset(DEDUP_PERMISSIONS)
+
+
+# What Lambda itself does with the function's role: write logs, send failed events to the dead-letter
+# queue, and use the stack's KMS key for the encrypted topic and queue.
+PLATFORM_PERMISSIONS = frozenset(
+    {"logs:CreateLogStream", "logs:PutLogEvents", "sqs:SendMessage", "kms:GenerateDataKey", "kms:Decrypt"}
+)

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 
-from keyguard.actions import Action, DeactivateAccessKey, QuarantineUser, RevokeRoleSessions, RevokeUserSessions
+from keyguard.actions import (
+    Action,
+    DeactivateAccessKey,
+    QuarantineUser,
+    RevokeRoleSessions,
+    RevokeUserSessions,
+)
 from keyguard.incident import Incident, Kind, PrincipalType, Source, is_long_term
 from keyguard.settings import CAK_NOTIFY, Settings
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     CONTAINED = "contained"
     SESSIONS_REVOKED = "sessions-revoked"
     WOULD_CONTAIN = "would-contain"  # dry-run
@@ -47,7 +53,10 @@ def triage(incident: Incident, settings: Settings, account: str | None = None) -
     if incident.sample:
         return Outcome.SAMPLE, "GuardDuty sample finding: the wiring works; nothing was changed."
     if account and incident.account != account:
-        return Outcome.OTHER_ACCOUNT, f"The event is for account {incident.account}; keyguard runs in {account}."
+        return (
+            Outcome.OTHER_ACCOUNT,
+            f"The event is for account {incident.account}; keyguard runs in {account}.",
+        )
     if incident.source is Source.GUARDDUTY and (incident.severity or 0) < settings.guardduty_min_severity:
         return (
             Outcome.BELOW_THRESHOLD,
@@ -68,7 +77,10 @@ def triage(incident: Incident, settings: Settings, account: str | None = None) -
 def protection(incident: Incident, name: str | None, settings: Settings) -> tuple[Outcome, str] | None:
     """Principals keyguard never acts on."""
     if name and settings.is_protected(name):
-        return Outcome.PROTECTED, f"{name} is a protected principal (ProtectedPrincipals or keyguard's own role)."
+        return (
+            Outcome.PROTECTED,
+            f"{name} is a protected principal (ProtectedPrincipals or keyguard's own role).",
+        )
     if incident.principal_type is PrincipalType.ASSUMED_ROLE and name and name.startswith(SERVICE_LINKED_PREFIX):
         return Outcome.PROTECTED, f"{name} is a service-linked role: keyguard never changes those."
     return None

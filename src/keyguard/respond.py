@@ -79,7 +79,7 @@ def _contain(incident: Incident, settings: Settings, iam: Any, now: datetime, re
             return _not_found(response)
     else:
         owner = named  # tentative: deactivating with this name proves it (NoSuchEntity otherwise)
-    assert owner is not None  # noqa: S101 - extractors guarantee a name for user and role incidents
+    assert owner is not None
     _note_mismatch(response, named, owner)
     stop = protection(incident, owner, settings) or _exemption(incident, owner, settings, iam)
     if stop:
@@ -118,7 +118,10 @@ def _contain(incident: Incident, settings: Settings, iam: Any, now: datetime, re
 def _conclude(response: Response, incident: Incident, actions: list[Action]) -> Response:
     if response.failures:
         names = ", ".join(r.action for r in response.failures)
-        response.outcome, response.reason = Outcome.FAILED, f"Containment failed: {names}. keyguard will retry."
+        response.outcome, response.reason = (
+            Outcome.FAILED,
+            f"Containment failed: {names}. keyguard will retry.",
+        )
     elif all(r.status is Status.SKIPPED for r in response.results):
         response.outcome = Outcome.NOT_FOUND
         response.reason = "; ".join(r.detail for r in response.results)
@@ -153,9 +156,7 @@ def _lookup_owner(iam: Any, key_id: str) -> str | None:
         code = error_code(e) or type(e).__name__
         if code == NOT_FOUND:
             return None
-        raise _OwnerLookupFailed(
-            ActionResult("lookup-owner", key_id, Status.FAILED, f"{code}: {e}"[:300], code)
-        ) from e
+        raise _OwnerLookupFailed(ActionResult("lookup-owner", key_id, Status.FAILED, f"{code}: {e}"[:300], code)) from e
 
 
 def _exemption(incident: Incident, user: str, settings: Settings, iam: Any) -> tuple[Outcome, str] | None:

@@ -38,8 +38,8 @@ class Rule:
     pattern: dict[str, Any]
 
 
-def load_rules(template: Path = DEFAULT_TEMPLATE) -> list[Rule]:
-    """Every EventBridgeRule of every function in the SAM template."""
+def load_template(template: Path = DEFAULT_TEMPLATE) -> dict[str, Any]:
+    """The SAM template as data; CloudFormation tags (!Ref, !Sub, ...) become their plain arguments."""
     import yaml
 
     class Loader(yaml.SafeLoader):
@@ -53,7 +53,12 @@ def load_rules(template: Path = DEFAULT_TEMPLATE) -> list[Rule]:
         return loader.construct_mapping(node)
 
     Loader.add_multi_constructor("!", any_tag)
-    doc = yaml.load(template.read_text(), Loader=Loader)  # noqa: S506 - SafeLoader subclass
+    return yaml.load(template.read_text(), Loader=Loader)  # noqa: S506 - SafeLoader subclass
+
+
+def load_rules(template: Path = DEFAULT_TEMPLATE) -> list[Rule]:
+    """Every EventBridgeRule of every function in the SAM template."""
+    doc = load_template(template)
     rules = []
     for logical_id, res in doc.get("Resources", {}).items():
         if res.get("Type") != "AWS::Serverless::Function":
@@ -86,6 +91,7 @@ class Seeded:
     event: dict[str, Any]
     replaced: dict[str, str] = field(default_factory=dict)  # example key id -> emulated key id
     users: dict[str, list[str]] = field(default_factory=dict)  # user -> its key ids
+    secrets: dict[str, str] = field(default_factory=dict)  # emulated key id -> its secret (tests sign with it)
     roles: list[str] = field(default_factory=list)
 
 
@@ -176,17 +182,21 @@ def seed(iam: Any, event: dict[str, Any]) -> Seeded:
     detail = event.get("detail") or {}
     source = event.get("source")
 
-    def user_with_key(user: str, example: str) -> str:
+    def new_key(user: str) -> str:
         if user not in out.users:
             _ensure_user(iam, user)
             out.users[user] = []
-        key = iam.create_access_key(UserName=user)["AccessKey"]["AccessKeyId"]
-        out.users[user].append(key)
-        out.replaced[example] = key
-        return key
+        made = iam.create_access_key(UserName=user)["AccessKey"]
+        out.users[user].append(made["AccessKeyId"])
+        out.secrets[made["AccessKeyId"]] = made["SecretAccessKey"]
+        return made["AccessKeyId"]
+
+    def user_with_key(user: str, example: str) -> str:
+        out.replaced[example] = new_key(user)
+        return out.replaced[example]
 
     def other_key(user: str) -> None:
-        out.users[user].append(iam.create_access_key(UserName=user)["AccessKey"]["AccessKeyId"])
+        new_key(user)
 
     if source == "aws.guardduty":
         details = detail.get("resource", {}).get("accessKeyDetails", {})
@@ -209,11 +219,9 @@ def seed(iam: Any, event: dict[str, Any]) -> Seeded:
         key_obj = (detail.get("responseElements") or {}).get("accessKey") or {}
         name, key = key_obj.get("userName"), key_obj.get("accessKeyId")
         if name and is_key_id(key):
-            _ensure_user(iam, name)
-            out.users[name] = [iam.create_access_key(UserName=name)["AccessKey"]["AccessKeyId"]]  # older key
+            new_key(name)  # the user's older key, which must stay as it is
             key_obj["accessKeyId"] = user_with_key(name, key)
-    _ensure_user(iam, BYSTANDER)
-    out.users[BYSTANDER] = [iam.create_access_key(UserName=BYSTANDER)["AccessKey"]["AccessKeyId"]]
+    new_key(BYSTANDER)
     return out
 
 

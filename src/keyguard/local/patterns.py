@@ -122,8 +122,7 @@ def _validate_anything_but(arg: Any, where: str) -> None:
     if isinstance(arg, Mapping):
         if len(arg) != 1 or next(iter(arg)) not in _STRING_OPS:
             raise ValueError(
-                f"'anything-but' object at {where} must have one of {', '.join(_STRING_OPS)}, "
-                f"got {sorted(arg)}"
+                f"'anything-but' object at {where} must have one of {', '.join(_STRING_OPS)}, got {sorted(arg)}"
             )
         ((op, inner),) = arg.items()
         values = inner if isinstance(inner, list) else [inner]
@@ -138,9 +137,7 @@ def _validate_anything_but(arg: Any, where: str) -> None:
         raise ValueError(f"'anything-but' at {where} takes a non-empty list")
     if all(isinstance(v, str) for v in values) or all(_is_number(v) for v in values):
         return
-    raise ValueError(
-        f"'anything-but' at {where} takes a string, a number, or a list of only strings or only numbers"
-    )
+    raise ValueError(f"'anything-but' at {where} takes a string, a number, or a list of only strings or only numbers")
 
 
 def _validate_numeric(arg: Any, where: str) -> None:
@@ -148,9 +145,7 @@ def _validate_numeric(arg: Any, where: str) -> None:
         raise ValueError(f"'numeric' at {where} takes a list of operator/number pairs, got {arg!r}")
     for op, num in zip(arg[::2], arg[1::2], strict=True):
         if op not in _NUMERIC_OPS:
-            raise ValueError(
-                f"unknown numeric operator {op!r} at {where}; supported: {', '.join(_NUMERIC_OPS)}"
-            )
+            raise ValueError(f"unknown numeric operator {op!r} at {where}; supported: {', '.join(_NUMERIC_OPS)}")
         if not _is_number(num):
             raise ValueError(f"'numeric' operand for {op!r} at {where} must be a number, got {num!r}")
 
@@ -213,9 +208,7 @@ def _match_alternative(alt: Any, values: list[Any]) -> bool:
 
 def _apply(op: str, arg: Any, value: Any) -> bool:
     if op == "numeric":
-        return _is_number(value) and all(
-            _NUMERIC_OPS[o](value, n) for o, n in zip(arg[::2], arg[1::2], strict=True)
-        )
+        return _is_number(value) and all(_NUMERIC_OPS[o](value, n) for o, n in zip(arg[::2], arg[1::2], strict=True))
     if op == "cidr":
         return _in_cidr(value, arg)
     if op == "anything-but":

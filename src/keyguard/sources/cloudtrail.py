@@ -22,7 +22,9 @@ def extract(event: Any) -> list[Incident]:
     key = obj(response, "accessKey", "detail.responseElements")
     key_id = text(key, "accessKeyId", "detail.responseElements.accessKey")
     if not is_key_id(key_id) or not is_long_term(key_id):
-        raise MalformedEvent(f"detail.responseElements.accessKey.accessKeyId is not a long-term key id: {key_id[:40]!r}")
+        raise MalformedEvent(
+            f"detail.responseElements.accessKey.accessKeyId is not a long-term key id: {key_id[:40]!r}"
+        )
     identity = opt_obj(detail, "userIdentity")
     request = opt_obj(detail, "requestParameters")
     # The key's user: the response says; without userName in the request the caller made it for itself.

@@ -1,0 +1,51 @@
+# The README's commands. Everything installs itself into .venv (project) and .venv-sam (SAM CLI pins
+# its own boto3 and pydantic, so it lives apart).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SAM_VENV := .venv-sam
+SAM_CLI_VERSION := 1.170.0
+# sam build checks that the runtime's Python (python3.13) is on PATH.
+PY313_DIR := $(shell d=$$(dirname "$$(command -v python3.13 2>/dev/null)" 2>/dev/null); \
+	[ -n "$$d" ] && [ "$$d" != "." ] && echo $$d || ls -d $$HOME/.pyenv/versions/3.13*/bin 2>/dev/null | tail -n 1)
+export SAM_CLI_TELEMETRY := 0
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: demo test lint unit validate build bench clean
+
+demo: $(VENV)/.installed ## run every events/*.json through keyguard against an emulated account
+	$(BIN)/keyguard demo
+
+test: lint unit validate build ## everything CI runs
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+unit: $(VENV)/.installed
+	$(BIN)/python -m pytest
+
+validate: $(VENV)/.installed $(SAM_VENV)/.installed
+	$(BIN)/cfn-lint template.yaml
+	$(SAM_VENV)/bin/sam validate --lint --template template.yaml
+
+build: $(SAM_VENV)/.installed
+	@if [ -z "$(PY313_DIR)" ]; then echo "sam build needs python3.13 on PATH (the functions' runtime)"; exit 1; fi
+	PATH="$(PY313_DIR):$$PATH" $(SAM_VENV)/bin/sam build --template template.yaml --build-dir .aws-sam/build
+
+bench: $(VENV)/.installed
+	$(BIN)/python benchmarks/cold_start.py
+
+$(VENV)/.installed: pyproject.toml src/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+$(SAM_VENV)/.installed:
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet "aws-sam-cli==$(SAM_CLI_VERSION)"
+	touch $@
+
+clean:
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .bench

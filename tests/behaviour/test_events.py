@@ -1,0 +1,74 @@
+"""Every events/ file through the template's rules and the handlers, against moto: IAM state and the
+notification on the topic are what the trigger x response table promises."""
+
+from __future__ import annotations
+
+import pytest
+from tests.conftest import deliver, inbox, load_event
+
+# file -> (function, outcome, named key after, policies added to the owner)
+TABLE = {
+    "guardduty-iam-user.json": ("GuardDutyFunction", "contained", "Inactive", ["keyguard-quarantine"]),
+    "guardduty-low-severity.json": ("GuardDutyFunction", "below-threshold", "Active", []),
+    "guardduty-root.json": ("GuardDutyFunction", "root-credentials", None, []),
+    "guardduty-sample.json": ("GuardDutyFunction", "sample-finding", None, []),
+    "guardduty-assumed-role-exfiltration.json": ("GuardDutyFunction", "sessions-revoked", None, []),
+    "health-credentials-exposed.json": ("HealthFunction", "contained", "Inactive", ["keyguard-quarantine"]),
+    "health-iam-quarantine.json": ("HealthFunction", "contained", "Inactive", ["keyguard-quarantine"]),
+    "cloudtrail-create-access-key.json": (
+        "AccessKeyCreatedFunction",
+        "contained",
+        "Inactive",
+        ["keyguard-revoke-sessions"],
+    ),
+}
+
+
+def test_every_event_file_is_in_the_table() -> None:
+    from tests.conftest import EVENTS
+
+    names = {p.name for p in EVENTS.glob("*.json")}
+    assert names == set(TABLE) | {"cloudtrail-create-access-key-failed.json"}
+
+
+@pytest.mark.parametrize("name", sorted(TABLE))
+def test_event_file_gets_its_response(account, name: str) -> None:
+    function, outcome, key_after, policies = TABLE[name]
+    seeded, invocations = deliver(account, load_event(name))
+    assert [i.rule.function for i in invocations] == [function]
+    assert invocations[0].error is None
+    state = account.iam_state(seeded)
+
+    named = set(seeded.replaced.values())
+    for user, keys in seeded.users.items():
+        for key in keys:
+            expected = key_after if key in named else "Active"  # other keys and bystanders untouched
+            assert state[f"user/{user}"]["keys"][key] == expected, (user, key)
+        owns_named = any(k in named for k in keys)
+        assert state[f"user/{user}"]["policies"] == (policies if owns_named and key_after else []), user
+
+    docs = inbox(account)
+    assert [d["outcome"] for d in docs] == [outcome] * max(1, len(named))
+    for doc in docs:
+        assert doc["_attributes"]["outcome"]["Value"] == outcome
+        assert len(doc["_subject"]) <= 100
+        if named:
+            assert doc["accessKeyId"] in named
+            assert doc["accessKeyId"] in doc["_subject"]
+
+
+def test_role_credentials_revoke_the_role_sessions(account) -> None:
+    seeded, _ = deliver(account, load_event("guardduty-assumed-role-exfiltration.json"))
+    assert account.iam_state(seeded)["role/web-app-role"]["policies"] == ["keyguard-revoke-sessions"]
+    doc = account.clients.iam.get_role_policy(RoleName="web-app-role", PolicyName="keyguard-revoke-sessions")[
+        "PolicyDocument"
+    ]
+    (statement,) = doc["Statement"]
+    assert statement["Effect"] == "Deny" and statement["Action"] == "*"
+    assert list(statement["Condition"]["DateLessThan"]) == ["aws:TokenIssueTime"]
+
+
+def test_failed_create_access_key_matches_no_rule(account) -> None:
+    _, invocations = deliver(account, load_event("cloudtrail-create-access-key-failed.json"))
+    assert invocations == []
+    assert inbox(account) == []

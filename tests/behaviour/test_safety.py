@@ -1,0 +1,224 @@
+"""The safety promises, against moto: exactly the named key, a proven owner, nothing silent, no
+duplicate notifications, containment before anything else."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+from moto.core.authorization import enable_iam_authentication
+from tests.conftest import deliver, inbox, load_event
+from tests.faults import CallLog, Fault
+
+from keyguard.errors import MalformedEvent
+
+ALLOW_ALL = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}'
+
+
+def _signed_iam(key_id: str, secret: str):
+    return boto3.client("iam", region_name="us-east-1", aws_access_key_id=key_id, aws_secret_access_key=secret)
+
+
+def test_other_key_stays_active_but_is_denied_and_bystander_is_allowed(account) -> None:
+    iam = account.clients.iam
+    event = load_event("guardduty-iam-user.json")
+    seeded, _ = deliver(account, event)
+    named = seeded.replaced["AKIAIOSFODNN7EXAMPLE"]
+    other = next(k for k in seeded.users["alice"] if k != named)
+    bystander = seeded.users["bystander-dana"][0]
+    for user in ("alice", "bystander-dana"):
+        iam.put_user_policy(UserName=user, PolicyName="allow-all", PolicyDocument=ALLOW_ALL)
+
+    keys = {k["AccessKeyId"]: k["Status"] for k in iam.list_access_keys(UserName="alice")["AccessKeyMetadata"]}
+    assert keys == {named: "Inactive", other: "Active"}
+    with enable_iam_authentication():
+        with pytest.raises(Exception, match="AccessDenied"):
+            _signed_iam(other, seeded.secrets[other]).list_users()
+        _signed_iam(bystander, seeded.secrets[bystander]).list_users()  # allowed: no exception
+
+
+def test_role_sessions_are_denied_after_revocation(account) -> None:
+    iam, sts = account.clients.iam, account.clients.get("sts")
+    _, _ = deliver(account, load_event("guardduty-assumed-role-exfiltration.json"))
+    iam.put_role_policy(RoleName="web-app-role", PolicyName="allow-all", PolicyDocument=ALLOW_ALL)
+    role_arn = iam.get_role(RoleName="web-app-role")["Role"]["Arn"]
+    creds = sts.assume_role(RoleArn=role_arn, RoleSessionName="i-0123456789abcdef0")["Credentials"]
+    session_iam = boto3.client(
+        "iam",
+        region_name="us-east-1",
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+    )
+    with enable_iam_authentication(), pytest.raises(Exception, match="AccessDenied"):
+        session_iam.list_users()
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "guardduty-iam-user.json",
+        "health-iam-quarantine.json",
+        "cloudtrail-create-access-key.json",
+        "guardduty-assumed-role-exfiltration.json",
+    ],
+)
+def test_dry_run_changes_nothing_and_says_would_do(account, name: str) -> None:
+    seeded, _ = deliver(account, load_event(name), mode="dry-run")
+    before_like = {p: {**s, "policies": []} for p, s in account.iam_state(seeded).items()}
+    state = account.iam_state(seeded)
+    assert all(status == "Active" for s in state.values() for status in s.get("keys", {}).values())
+    assert state == before_like
+    docs = inbox(account)
+    assert docs and {d["outcome"] for d in docs} == {"would-contain"}
+    assert all(a["status"] == "dry-run" for d in docs for a in d["actions"])
+    assert all(d["dryRun"] for d in docs)
+
+
+def test_same_event_three_times_sends_one_notification(account) -> None:
+    from keyguard.local import emulator
+
+    event = load_event("guardduty-iam-user.json")
+    seeded = emulator.seed(account.clients.iam, event)
+    (rule,) = emulator.route(seeded.event, emulator.load_rules())
+    results = [emulator.invoke(account, rule, seeded.event) for _ in range(3)]
+    assert [r.error for r in results] == [None, None, None]
+    notices = [r.result["responses"][0]["notification"] for r in results]
+    assert notices == ["sent", "duplicate", "duplicate"]
+    assert len(inbox(account)) == 1
+    named = seeded.replaced["AKIAIOSFODNN7EXAMPLE"]
+    keys = {
+        k["AccessKeyId"]: k["Status"]
+        for k in account.clients.iam.list_access_keys(UserName="alice")["AccessKeyMetadata"]
+    }
+    assert keys[named] == "Inactive"
+
+
+def test_failed_action_is_notified_then_raised(account) -> None:
+    fault = Fault(account.clients.iam, "PutUserPolicy", "AccessDenied", status=403)
+    seeded, (inv,) = deliver(account, load_event("guardduty-iam-user.json"))
+    assert fault.calls == 1
+    assert inv.error and inv.error.startswith("ResponseFailed") and "quarantine-user" in inv.error
+    (doc,) = inbox(account)
+    assert doc["outcome"] == "failed" and doc["level"] == "critical"
+    statuses = {a["action"]: a["status"] for a in doc["actions"]}
+    assert statuses == {"deactivate-key": "done", "quarantine-user": "failed"}
+    assert "AccessDenied" in next(a["detail"] for a in doc["actions"] if a["action"] == "quarantine-user")
+    assert doc["_subject"].startswith("keyguard: FAILED")
+    # the part that worked did happen, and nothing else was touched
+    state = account.iam_state(seeded)
+    named = seeded.replaced["AKIAIOSFODNN7EXAMPLE"]
+    assert state["user/alice"]["keys"][named] == "Inactive" and state["user/alice"]["policies"] == []
+
+
+def test_throttled_call_is_retried_and_containment_completes(account) -> None:
+    fault = Fault(account.clients.iam, "UpdateAccessKey", "Throttling", times=2)
+    seeded, (inv,) = deliver(account, load_event("guardduty-iam-user.json"))
+    assert fault.calls == 2 and inv.error is None
+    named = seeded.replaced["AKIAIOSFODNN7EXAMPLE"]
+    assert account.iam_state(seeded)["user/alice"]["keys"][named] == "Inactive"
+    assert [d["outcome"] for d in inbox(account)] == ["contained"]
+
+
+def test_event_naming_the_wrong_owner_acts_on_the_owner_iam_names(account) -> None:
+    iam = account.clients.iam
+    iam.create_user(UserName="mallory")
+    made = iam.create_access_key(UserName="mallory")["AccessKey"]["AccessKeyId"]
+    iam.create_user(UserName="alice")
+    alice_key = iam.create_access_key(UserName="alice")["AccessKey"]["AccessKeyId"]
+    event = load_event("guardduty-iam-user.json")
+    event["detail"]["resource"]["accessKeyDetails"]["accessKeyId"] = made  # event says alice; IAM says mallory
+    _, (inv,) = deliver(account, event, seed=False)
+    assert inv.error is None
+    assert iam.list_access_keys(UserName="mallory")["AccessKeyMetadata"][0]["Status"] == "Inactive"
+    assert iam.list_user_policies(UserName="mallory")["PolicyNames"] == ["keyguard-quarantine"]
+    (alice,) = iam.list_access_keys(UserName="alice")["AccessKeyMetadata"]
+    assert (alice["AccessKeyId"], alice["Status"]) == (alice_key, "Active")
+    assert iam.list_user_policies(UserName="alice")["PolicyNames"] == []
+    (doc,) = inbox(account)
+    assert doc["principal"]["verifiedOwner"] == "mallory" and "mallory" in doc["ownerNote"]
+
+
+@pytest.mark.parametrize("name", ["guardduty-iam-user.json", "health-credentials-exposed.json"])
+def test_unknown_key_notifies_not_found_and_changes_nothing(account, name: str) -> None:
+    iam = account.clients.iam
+    iam.create_user(UserName="alice")
+    kept = iam.create_access_key(UserName="alice")["AccessKey"]["AccessKeyId"]
+    _, (inv,) = deliver(account, load_event(name), seed=False)  # AKIA...EXAMPLE exists nowhere
+    assert inv.error is None
+    (doc,) = inbox(account)
+    assert doc["outcome"] == "not-found" and doc["actions"] == []
+    assert "not found" in doc["reason"].lower()
+    assert iam.list_access_keys(UserName="alice")["AccessKeyMetadata"][0]["AccessKeyId"] == kept
+    assert iam.list_access_keys(UserName="alice")["AccessKeyMetadata"][0]["Status"] == "Active"
+    assert iam.list_user_policies(UserName="alice")["PolicyNames"] == []
+
+
+def test_exempt_user_new_key_is_notified_not_touched(account) -> None:
+    iam = account.clients.iam
+    iam.create_user(UserName="bob", Tags=[{"Key": "keyguard:exempt", "Value": "true"}])
+    seeded, (inv,) = deliver(account, load_event("cloudtrail-create-access-key.json"))
+    assert inv.error is None
+    state = account.iam_state(seeded)["user/bob"]
+    assert set(state["keys"].values()) == {"Active"} and state["policies"] == []
+    assert [d["outcome"] for d in inbox(account)] == ["exempt"]
+
+
+def test_protected_principal_is_notified_not_touched(account, monkeypatch) -> None:
+    monkeypatch.setenv("KEYGUARD_PROTECTED_PRINCIPALS", "break-glass, alice")
+    seeded, (inv,) = deliver(account, load_event("guardduty-iam-user.json"))
+    assert inv.error is None
+    state = account.iam_state(seeded)["user/alice"]
+    assert set(state["keys"].values()) == {"Active"} and state["policies"] == []
+    assert [d["outcome"] for d in inbox(account)] == ["protected-principal"]
+
+
+def test_create_access_key_notify_mode_leaves_the_key(account, monkeypatch) -> None:
+    monkeypatch.setenv("KEYGUARD_CREATE_ACCESS_KEY_RESPONSE", "notify")
+    seeded, _ = deliver(account, load_event("cloudtrail-create-access-key.json"))
+    assert set(account.iam_state(seeded)["user/bob"]["keys"].values()) == {"Active"}
+    assert [d["outcome"] for d in inbox(account)] == ["notify-only"]
+
+
+def test_event_for_another_account_changes_nothing(account) -> None:
+    event = load_event("guardduty-iam-user.json")
+    event["detail"]["accountId"] = "210987654321"
+    seeded, _ = deliver(account, event)
+    assert set(account.iam_state(seeded)["user/alice"]["keys"].values()) == {"Active"}
+    assert [d["outcome"] for d in inbox(account)] == ["other-account"]
+
+
+def test_malformed_event_raises_a_domain_error_and_does_nothing(account) -> None:
+    from handlers.guardduty import lambda_handler
+    from keyguard.local.emulator import FakeContext
+
+    event = load_event("guardduty-iam-user.json")
+    del event["detail"]["severity"]
+    lambda_handler.runtime.reset(clients=account.clients)
+    with pytest.raises(MalformedEvent, match="severity"):
+        lambda_handler(event, FakeContext("f", "arn:aws:lambda:us-east-1:123456789012:function:f"))
+    assert inbox(account) == []
+    assert account.clients.iam.list_users()["Users"] == []
+
+
+@pytest.mark.parametrize(
+    ("name", "calls"),
+    [
+        ("guardduty-iam-user.json", ["UpdateAccessKey", "PutUserPolicy"]),
+        ("health-credentials-exposed.json", ["GetAccessKeyLastUsed", "UpdateAccessKey", "PutUserPolicy"]),
+        ("cloudtrail-create-access-key.json", ["ListUserTags", "UpdateAccessKey", "PutUserPolicy"]),
+        ("guardduty-assumed-role-exfiltration.json", ["PutRolePolicy"]),
+        ("guardduty-root.json", []),
+        ("guardduty-sample.json", []),
+    ],
+)
+def test_containment_comes_first(account, name: str, calls: list[str]) -> None:
+    from keyguard.local import emulator
+
+    seeded = emulator.seed(account.clients.iam, load_event(name))
+    log = CallLog(account.clients.iam, account.clients.sns(), account.clients.get("dynamodb"))
+    (rule,) = emulator.route(seeded.event, emulator.load_rules())
+    emulator.invoke(account, rule, seeded.event)
+    iam_calls = [c for c in log.calls if c not in ("Publish", "GetItem", "PutItem", "UpdateItem", "DeleteItem")]
+    assert iam_calls == calls
+    assert log.calls[: len(calls)] == calls  # nothing (not even the notification) before containment
+    assert "Publish" in log.calls

@@ -1,0 +1,115 @@
+"""template.yaml against the code: least privilege that cannot drift, rules that route every event."""
+
+from __future__ import annotations
+
+import importlib
+import re
+from pathlib import Path
+
+import pytest
+from tests.conftest import EVENTS, load_event
+
+from keyguard import permissions
+from keyguard.local.emulator import load_rules, load_template, route
+
+TEMPLATE = load_template()
+RESOURCES = TEMPLATE["Resources"]
+USER_ARN = "arn:${AWS::Partition}:iam::${AWS::AccountId}:user/*"
+ROLE_ARN = "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/*"
+
+
+def _statements(role_id: str) -> list[dict]:
+    role = RESOURCES[role_id]
+    assert role["Type"] == "AWS::IAM::Role"
+    assert "ManagedPolicyArns" not in role["Properties"], "managed policies grant more than the actions declare"
+    return [s for p in role["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]]
+
+
+def _as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def _role_of(function_id: str) -> str:
+    return RESOURCES[function_id]["Properties"]["Role"].split(".")[0]  # !GetAtt XRole.Arn
+
+
+@pytest.mark.parametrize(("function_id", "source"), sorted(permissions.FUNCTIONS.items()))
+def test_role_grants_exactly_what_the_actions_declare(function_id: str, source) -> None:
+    granted = {a for s in _statements(_role_of(function_id)) if s["Effect"] == "Allow" for a in _as_list(s["Action"])}
+    assert {a for a in granted if a.startswith("iam:")} == permissions.iam_permissions(source)
+    assert granted == permissions.required(source) | permissions.PLATFORM_PERMISSIONS
+
+
+def test_no_role_may_write_on_everything() -> None:
+    roles = [rid for rid, r in RESOURCES.items() if r["Type"] == "AWS::IAM::Role"]
+    assert len(roles) == len(permissions.FUNCTIONS)
+    for rid in roles:
+        for s in _statements(rid):
+            assert s["Effect"] == "Allow"
+            assert "*" not in _as_list(s["Resource"]), (rid, s)
+            for action in _as_list(s["Action"]):
+                assert "*" not in action, (rid, action)
+
+
+@pytest.mark.parametrize("function_id", sorted(permissions.FUNCTIONS))
+def test_iam_writes_are_scoped_to_users_or_roles_of_this_account(function_id: str) -> None:
+    for s in _statements(_role_of(function_id)):
+        actions = _as_list(s["Action"])
+        if not any(a.startswith("iam:") for a in actions):
+            continue
+        assert all(a.startswith("iam:") for a in actions)
+        expected = ROLE_ARN if any("Role" in a for a in actions) else USER_ARN
+        assert _as_list(s["Resource"]) == [expected], s
+
+
+def test_functions_are_the_ones_the_code_knows_and_their_handlers_import() -> None:
+    functions = {rid: r for rid, r in RESOURCES.items() if r["Type"] == "AWS::Serverless::Function"}
+    assert set(functions) == set(permissions.FUNCTIONS)
+    for resource in functions.values():
+        module, name = resource["Properties"]["Handler"].rsplit(".", 1)
+        assert callable(getattr(importlib.import_module(module), name))
+
+
+def test_every_setting_the_code_reads_is_set_by_the_template() -> None:
+    source = (Path(permissions.__file__).parent / "settings.py").read_text()
+    read = set(re.findall(r'"(KEYGUARD_[A-Z_]+)"', source))
+    env = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
+    assert read and read <= set(env)
+
+
+ROUTES = {
+    "guardduty-iam-user.json": ["GuardDutyFunction"],
+    "guardduty-low-severity.json": ["GuardDutyFunction"],
+    "guardduty-root.json": ["GuardDutyFunction"],
+    "guardduty-sample.json": ["GuardDutyFunction"],
+    "guardduty-assumed-role-exfiltration.json": ["GuardDutyFunction"],
+    "health-credentials-exposed.json": ["HealthFunction"],
+    "health-iam-quarantine.json": ["HealthFunction"],
+    "cloudtrail-create-access-key.json": ["AccessKeyCreatedFunction"],
+    "cloudtrail-create-access-key-failed.json": [],
+}
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in EVENTS.glob("*.json")))
+def test_rules_route_each_event_to_its_function(name: str) -> None:
+    assert [r.function for r in route(load_event(name), load_rules())] == ROUTES[name]
+
+
+@pytest.mark.parametrize(
+    ("change", "routed"),
+    [
+        ({"type": "CredentialAccess:IAMUser/SomeFutureName"}, True),  # finding types get renamed
+        ({"resource": {"resourceType": "Instance"}}, False),
+    ],
+)
+def test_guardduty_rule_matches_any_access_key_finding_type(change: dict, routed: bool) -> None:
+    event = load_event("guardduty-iam-user.json")
+    event["detail"].update(change)
+    assert bool(route(event, load_rules())) is routed
+
+
+@pytest.mark.parametrize("code", ["AWS_RISK_IAM_QUARANTINE", "AWS_RISK_CREDENTIALS_EXPOSURE_SUSPECTED"])
+def test_health_rule_matches_every_risk_code(code: str) -> None:
+    event = load_event("health-credentials-exposed.json")
+    event["detail"]["eventTypeCode"] = code
+    assert [r.function for r in route(event, load_rules())] == ["HealthFunction"]
