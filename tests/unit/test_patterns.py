@@ -24,9 +24,7 @@ CREATE_KEY_OK: dict[str, Any] = {
         "eventName": "CreateAccessKey",
         "sourceIPAddress": "203.0.113.7",
         "requestParameters": {"userName": "ci-bot"},
-        "responseElements": {
-            "accessKey": {"userName": "ci-bot", "accessKeyId": "AKIAEXAMPLE", "status": "Active"}
-        },
+        "responseElements": {"accessKey": {"userName": "ci-bot", "accessKeyId": "AKIAEXAMPLE", "status": "Active"}},
     },
 }
 CREATE_KEY_FAILED: dict[str, Any] = {
