@@ -6,8 +6,10 @@ BIN := $(VENV)/bin
 SAM_VENV := .venv-sam
 SAM_CLI_VERSION := 1.170.0
 # sam build checks that the runtime's Python (python3.13) is on PATH.
-PY313_DIR := $(shell d=$$(dirname "$$(command -v python3.13 2>/dev/null)" 2>/dev/null); \
-	[ -n "$$d" ] && [ "$$d" != "." ] && echo $$d || ls -d $$HOME/.pyenv/versions/3.13*/bin 2>/dev/null | tail -n 1)
+# (A pyenv shim named python3.13 that does not run is skipped.)
+PY313 := $(shell for p in $$HOME/.pyenv/versions/3.13*/bin/python3.13 $$(command -v python3.13); do \
+	"$$p" -c "" 2>/dev/null && { echo "$$p"; break; }; done)
+PY313_DIR := $(patsubst %/,%,$(dir $(PY313)))
 export SAM_CLI_TELEMETRY := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
@@ -50,7 +50,7 @@ def deny_all_policy() -> dict[str, Any]:
 
 def revoke_sessions_policy(before: datetime) -> dict[str, Any]:
     """Deny every request signed with a session token issued before `before` (IAM's 'Revoke sessions')."""
-    stamp = before.strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = before.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {
         "Version": "2012-10-17",
         "Statement": [

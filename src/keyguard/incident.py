@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 # Access key ids: 4-letter prefix (AKIA long-term, ASIA temporary) and 16 upper-case letters or digits.
-KEY_ID_RE = re.compile(r"^(AKIA|ASIA)[A-Z0-9]{16}$")
-ACCOUNT_RE = re.compile(r"^\d{12}$")
+KEY_ID_RE = re.compile(r"(AKIA|ASIA)[A-Z0-9]{16}")  # always fullmatch: "$" would accept a trailing newline
+ACCOUNT_RE = re.compile(r"[0-9]{12}")
 
 
 class PrincipalType(StrEnum):
@@ -31,7 +31,7 @@ class Kind(StrEnum):
 
 
 def is_key_id(value: object) -> bool:
-    return isinstance(value, str) and bool(KEY_ID_RE.match(value))
+    return isinstance(value, str) and bool(KEY_ID_RE.fullmatch(value))
 
 
 def is_long_term(key_id: str) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import UTC
 from typing import Any
 
 from keyguard.actions import QUARANTINE_POLICY, REVOKE_SESSIONS_POLICY
@@ -13,7 +14,7 @@ from keyguard.plan import Outcome
 from keyguard.respond import Response
 
 NOTIFY_PERMISSIONS = ("sns:Publish",)
-SUBJECT_MAX = 100
+SUBJECT_MAX = 99  # SNS: "must be less than 100 characters"
 
 _HEADLINE = {
     Outcome.CONTAINED: "CONTAINED",
@@ -152,7 +153,7 @@ def document(r: Response) -> dict[str, Any]:
         "level": level(r),
         "reason": r.reason,
         "dryRun": r.dry_run,
-        "at": r.at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "at": r.at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "accessKeyId": i.key_id,
         "principal": {"type": i.principal_type.value, "named": i.principal_name, "verifiedOwner": r.owner},
         "ownerNote": r.owner_note,

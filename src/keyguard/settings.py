@@ -35,7 +35,10 @@ class Settings:
 
     def is_protected(self, name: str | None) -> bool:
         """A principal keyguard must never act on: listed by the operator, or one of its own roles."""
-        return bool(name) and (name in self.protected_principals or name in self.own_roles)
+        if not name:
+            return False
+        folded = name.lower()  # IAM names are unique regardless of case
+        return folded in self.protected_principals or folded in self.own_roles
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -77,10 +80,16 @@ class Settings:
 
 
 def _names(raw: str) -> frozenset[str]:
-    """Comma-separated principal names; ARNs are reduced to their last path segment."""
+    """Comma-separated principal names or ARNs, folded to lower case (IAM names are case-insensitive).
+
+    user/NAME and role/PATH/NAME ARNs give NAME; an assumed-role ARN (assumed-role/ROLE/SESSION) gives ROLE.
+    """
     out = set()
     for item in raw.split(","):
         item = item.strip()
-        if item:
-            out.add(item.rsplit("/", 1)[-1])
+        if not item:
+            continue
+        if ":assumed-role/" in item:
+            item = item.split(":assumed-role/", 1)[1].split("/", 1)[0]
+        out.add(item.rsplit("/", 1)[-1].lower())
     return frozenset(out)

@@ -58,7 +58,7 @@ def envelope(event: Any, source: str, detail_types: tuple[str, ...]) -> Mapping[
 
 def account(parent: Mapping[str, Any], key: str, where: str) -> str:
     value = text(parent, key, where)
-    if not ACCOUNT_RE.match(value):
+    if not ACCOUNT_RE.fullmatch(value):
         raise MalformedEvent(f"{where}.{key} must be a 12-digit account id, got {_show(value)}")
     return value
 
@@ -66,3 +66,8 @@ def account(parent: Mapping[str, Any], key: str, where: str) -> str:
 def _show(value: Any) -> str:
     shown = repr(value)
     return shown if len(shown) <= 80 else shown[:77] + "..."
+
+
+def opt_account(parent: Mapping[str, Any], key: str, where: str, default: str) -> str:
+    """An account id the event may repeat inside its detail; validated when present."""
+    return default if parent.get(key) is None else account(parent, key, where)

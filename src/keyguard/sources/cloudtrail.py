@@ -6,7 +6,7 @@ from typing import Any
 
 from keyguard.errors import MalformedEvent
 from keyguard.incident import Evidence, Incident, Kind, PrincipalType, Source, is_key_id, is_long_term
-from keyguard.sources._fields import envelope, obj, opt_obj, opt_text, text
+from keyguard.sources._fields import envelope, obj, opt_account, opt_obj, opt_text, text
 
 SOURCE = "aws.iam"
 DETAIL_TYPES = ("AWS API Call via CloudTrail",)
@@ -44,7 +44,7 @@ def extract(event: Any) -> list[Incident]:
             key_id=key_id,
             principal_type=principal_type,
             principal_name=user,
-            account=opt_text(detail, "recipientAccountId") or text(event, "account", "event"),
+            account=opt_account(detail, "recipientAccountId", "detail", event["account"]),
             region=opt_text(detail, "awsRegion") or opt_text(event, "region") or "",
             source_id=text(detail, "eventID", "detail"),
             event_id=event["id"],

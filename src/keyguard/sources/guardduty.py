@@ -7,7 +7,7 @@ from typing import Any
 
 from keyguard.errors import MalformedEvent
 from keyguard.incident import Evidence, Incident, Kind, PrincipalType, Source, is_key_id
-from keyguard.sources._fields import envelope, obj, opt_obj, opt_text, text
+from keyguard.sources._fields import envelope, obj, opt_account, opt_obj, opt_text, text
 
 SOURCE = "aws.guardduty"
 DETAIL_TYPES = ("GuardDuty Finding",)
@@ -48,7 +48,7 @@ def extract(event: Any) -> list[Incident]:
             principal_type=principal_type,
             principal_name=name,
             principal_id=opt_text(details, "principalId"),
-            account=opt_text(detail, "accountId") or event["account"],
+            account=opt_account(detail, "accountId", "detail", event["account"]),
             region=opt_text(detail, "region") or opt_text(event, "region") or "",
             source_id=finding_id,
             event_id=event["id"],

@@ -1,0 +1,193 @@
+"""Settings.from_env: SAM parameters arrive as environment variables; bad ones fail at the first event."""
+
+from __future__ import annotations
+
+import pytest
+
+from keyguard.errors import ConfigError
+from keyguard.settings import CAK_NOTIFY, CAK_QUARANTINE, DRY_RUN, ENFORCE, Settings
+
+ALL = {
+    "KEYGUARD_MODE": "dry-run",
+    "KEYGUARD_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:keyguard-alerts",
+    "KEYGUARD_IDEMPOTENCY_TABLE": "keyguard-idempotency",
+    "KEYGUARD_GUARDDUTY_MIN_SEVERITY": "7.5",
+    "KEYGUARD_CREATE_ACCESS_KEY_RESPONSE": "notify",
+    "KEYGUARD_EXEMPT_TAG_KEY": "security:exempt",
+    "KEYGUARD_PROTECTED_PRINCIPALS": "break-glass,arn:aws:iam::123456789012:role/OrganizationAccountAccessRole",
+    "KEYGUARD_OWN_ROLES": "keyguard-GuardDutyFunctionRole-ABC,keyguard-HealthFunctionRole-DEF",
+    "KEYGUARD_DEDUP_TTL_SECONDS": "3600",
+}
+
+
+def test_defaults() -> None:
+    s = Settings.from_env({})
+    assert s == Settings()
+    assert s.mode == ENFORCE
+    assert s.dry_run is False
+    assert s.topic_arn is None
+    assert s.idempotency_table is None
+    assert s.guardduty_min_severity == 4.0
+    assert s.create_access_key_response == CAK_QUARANTINE
+    assert s.exempt_tag_key == "keyguard:exempt"
+    assert s.protected_principals == frozenset()
+    assert s.own_roles == frozenset()
+    assert s.dedup_ttl_seconds == 7 * 24 * 3600
+    assert type(s.dedup_ttl_seconds) is int
+    assert type(s.guardduty_min_severity) is float
+
+
+def test_unrelated_variables_are_ignored() -> None:
+    assert Settings.from_env({"PATH": "/usr/bin", "AWS_REGION": "us-east-1", "KEYGUARD_UNKNOWN": "x"}) == Settings()
+
+
+def test_every_variable() -> None:
+    assert Settings.from_env(ALL) == Settings(
+        mode=DRY_RUN,
+        topic_arn="arn:aws:sns:us-east-1:123456789012:keyguard-alerts",
+        idempotency_table="keyguard-idempotency",
+        guardduty_min_severity=7.5,
+        create_access_key_response=CAK_NOTIFY,
+        exempt_tag_key="security:exempt",
+        protected_principals=frozenset({"break-glass", "organizationaccountaccessrole"}),
+        own_roles=frozenset({"keyguard-guarddutyfunctionrole-abc", "keyguard-healthfunctionrole-def"}),
+        dedup_ttl_seconds=3600,
+    )
+    assert Settings.from_env(ALL).dry_run is True
+
+
+def test_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ALL:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("KEYGUARD_MODE", "dry-run")
+    monkeypatch.setenv("KEYGUARD_PROTECTED_PRINCIPALS", "alice")
+    s = Settings.from_env()
+    assert (s.mode, s.protected_principals) == (DRY_RUN, frozenset({"alice"}))
+
+
+@pytest.mark.parametrize(
+    ("variable", "raw", "field", "expected"),
+    [
+        ("KEYGUARD_MODE", "enforce", "mode", ENFORCE),
+        ("KEYGUARD_MODE", "DRY-RUN", "mode", DRY_RUN),
+        ("KEYGUARD_MODE", "  Dry-Run \n", "mode", DRY_RUN),
+        ("KEYGUARD_MODE", " ENFORCE", "mode", ENFORCE),
+        ("KEYGUARD_CREATE_ACCESS_KEY_RESPONSE", "Quarantine", "create_access_key_response", CAK_QUARANTINE),
+        ("KEYGUARD_CREATE_ACCESS_KEY_RESPONSE", " NOTIFY ", "create_access_key_response", CAK_NOTIFY),
+        ("KEYGUARD_GUARDDUTY_MIN_SEVERITY", "0", "guardduty_min_severity", 0.0),
+        ("KEYGUARD_GUARDDUTY_MIN_SEVERITY", "10", "guardduty_min_severity", 10.0),
+        ("KEYGUARD_GUARDDUTY_MIN_SEVERITY", "7", "guardduty_min_severity", 7.0),
+        ("KEYGUARD_GUARDDUTY_MIN_SEVERITY", " 8.9 ", "guardduty_min_severity", 8.9),
+        ("KEYGUARD_DEDUP_TTL_SECONDS", "1", "dedup_ttl_seconds", 1),
+        ("KEYGUARD_DEDUP_TTL_SECONDS", " 86400 ", "dedup_ttl_seconds", 86400),
+        ("KEYGUARD_EXEMPT_TAG_KEY", "  exempt  ", "exempt_tag_key", "exempt"),
+        ("KEYGUARD_TOPIC_ARN", "", "topic_arn", None),
+        ("KEYGUARD_IDEMPOTENCY_TABLE", "", "idempotency_table", None),
+    ],
+)
+def test_accepted_values(variable: str, raw: str, field: str, expected: object) -> None:
+    assert getattr(Settings.from_env({variable: raw}), field) == expected
+
+
+@pytest.mark.parametrize(
+    ("variable", "raw"),
+    [
+        ("KEYGUARD_MODE", "audit"),
+        ("KEYGUARD_MODE", "dryrun"),
+        ("KEYGUARD_MODE", "dry_run"),
+        ("KEYGUARD_MODE", ""),
+        ("KEYGUARD_MODE", "   "),
+        ("KEYGUARD_CREATE_ACCESS_KEY_RESPONSE", "deactivate"),
+        ("KEYGUARD_CREATE_ACCESS_KEY_RESPONSE", "delete"),
+        ("KEYGUARD_CREATE_ACCESS_KEY_RESPONSE", ""),
+        ("KEYGUARD_GUARDDUTY_MIN_SEVERITY", "high"),
+        ("KEYGUARD_GUARDDUTY_MIN_SEVERITY", "MEDIUM"),
+        ("KEYGUARD_GUARDDUTY_MIN_SEVERITY", ""),
+        ("KEYGUARD_GUARDDUTY_MIN_SEVERITY", "4,5"),
+        ("KEYGUARD_GUARDDUTY_MIN_SEVERITY", "-0.1"),
+        ("KEYGUARD_GUARDDUTY_MIN_SEVERITY", "-1"),
+        ("KEYGUARD_GUARDDUTY_MIN_SEVERITY", "10.01"),
+        ("KEYGUARD_GUARDDUTY_MIN_SEVERITY", "11"),
+        ("KEYGUARD_GUARDDUTY_MIN_SEVERITY", "nan"),
+        ("KEYGUARD_GUARDDUTY_MIN_SEVERITY", "inf"),
+        ("KEYGUARD_GUARDDUTY_MIN_SEVERITY", "-inf"),
+        ("KEYGUARD_DEDUP_TTL_SECONDS", "0"),
+        ("KEYGUARD_DEDUP_TTL_SECONDS", "-60"),
+        ("KEYGUARD_DEDUP_TTL_SECONDS", "1.5"),
+        ("KEYGUARD_DEDUP_TTL_SECONDS", "one week"),
+        ("KEYGUARD_DEDUP_TTL_SECONDS", ""),
+        ("KEYGUARD_EXEMPT_TAG_KEY", ""),
+        ("KEYGUARD_EXEMPT_TAG_KEY", "   "),
+    ],
+)
+def test_invalid_values_raise_config_error(variable: str, raw: str) -> None:
+    with pytest.raises(ConfigError, match=variable):
+        Settings.from_env({variable: raw})
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("", set()),
+        ("   ", set()),
+        (",", set()),
+        (" , ,, ", set()),
+        ("alice", {"alice"}),
+        ("alice,bob", {"alice", "bob"}),
+        (" alice , bob ,", {"alice", "bob"}),
+        ("alice,,bob,alice", {"alice", "bob"}),
+        ("arn:aws:iam::123456789012:user/alice", {"alice"}),
+        ("arn:aws:iam::123456789012:user/division/team/alice", {"alice"}),
+        ("arn:aws:iam::123456789012:role/OrganizationAccountAccessRole", {"OrganizationAccountAccessRole"}),
+        (
+            "arn:aws:iam::123456789012:role/aws-service-role/ecs.amazonaws.com/AWSServiceRoleForECS",
+            {"AWSServiceRoleForECS"},
+        ),
+        (
+            "break-glass, arn:aws:iam::123456789012:role/Admin ,,arn:aws:iam::123456789012:user/ops/carol",
+            {"break-glass", "Admin", "carol"},
+        ),
+        ("arn:aws:sts::123456789012:assumed-role/CiDeployRole/session-1", {"CiDeployRole"}),
+    ],
+)
+def test_principal_lists(raw: str, expected: set[str]) -> None:
+    s = Settings.from_env({"KEYGUARD_PROTECTED_PRINCIPALS": raw, "KEYGUARD_OWN_ROLES": raw})
+    folded = frozenset(name.lower() for name in expected)  # IAM names are unique regardless of case
+    assert s.protected_principals == folded
+    assert s.own_roles == folded
+    assert all(s.is_protected(name) and s.is_protected(name.upper()) for name in expected)
+    assert isinstance(s.protected_principals, frozenset)
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("break-glass", True),
+        ("Admin", True),
+        ("keyguard-GuardDutyFunctionRole-ABC", True),
+        ("alice", False),
+        ("admin-carol", False),
+        ("", False),
+        (None, False),
+        ("arn:aws:iam::123456789012:role/Admin", False),  # names are compared, not ARNs
+    ],
+)
+def test_is_protected(name: str | None, expected: bool) -> None:
+    s = Settings.from_env(
+        {
+            "KEYGUARD_PROTECTED_PRINCIPALS": "break-glass,arn:aws:iam::123456789012:role/Admin",
+            "KEYGUARD_OWN_ROLES": "keyguard-GuardDutyFunctionRole-ABC",
+        }
+    )
+    assert s.is_protected(name) is expected
+
+
+def test_nothing_is_protected_by_default() -> None:
+    assert not Settings().is_protected("alice")
+    assert not Settings().is_protected(None)
+
+
+def test_settings_are_frozen() -> None:
+    s = Settings()
+    with pytest.raises(AttributeError):
+        s.mode = DRY_RUN  # type: ignore[misc]
