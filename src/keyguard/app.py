@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -39,6 +38,8 @@ class Runtime:
     def reset(self, settings: Settings | None = None, clients: Clients | None = None) -> None:
         """Forget per-container state (tests and the local emulator start a new account)."""
         self._settings, self._clients, self._notifier = settings, clients, None
+        if self.metrics is not None:
+            self.metrics.clear_metrics()  # with metrics disabled (local runs) nothing flushes them
 
     @property
     def notifier(self) -> Any:
@@ -139,7 +140,3 @@ def _account_of(context: Any) -> str | None:
     arn = getattr(context, "invoked_function_arn", None)
     parts = arn.split(":") if isinstance(arn, str) else []
     return parts[4] if len(parts) > 4 and parts[4] else None
-
-
-def dumps(obj: Any) -> str:
-    return json.dumps(obj, indent=2, default=str)

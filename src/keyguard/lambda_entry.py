@@ -21,5 +21,7 @@ def make_handler(extract: Extractor, function: str) -> Any:
     def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return runtime.handle(event, context, extract)
 
-    lambda_handler.runtime = runtime  # type: ignore[attr-defined]  # tests and the local runner reset it
+    # tests and the local runner reach the per-container state through the handler
+    lambda_handler.runtime = runtime  # type: ignore[attr-defined]
+    lambda_handler.logger = logger  # type: ignore[attr-defined]
     return lambda_handler

@@ -113,3 +113,18 @@ def test_health_rule_matches_every_risk_code(code: str) -> None:
     event = load_event("health-credentials-exposed.json")
     event["detail"]["eventTypeCode"] = code
     assert [r.function for r in route(event, load_rules())] == ["HealthFunction"]
+
+
+def test_failed_events_are_kept_encrypted_and_announced() -> None:
+    on_failure = TEMPLATE["Globals"]["Function"]["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]
+    assert on_failure == {"Type": "SQS", "Destination": "DeadLetterQueue.Arn"}
+    for function_id in permissions.FUNCTIONS:
+        for rule in RESOURCES[function_id]["Properties"]["Events"].values():
+            assert rule["Properties"]["DeadLetterConfig"] == {"Arn": "DeadLetterQueue.Arn"}
+    assert RESOURCES["DeadLetterQueue"]["Properties"]["KmsMasterKeyId"] == "Key"
+    assert RESOURCES["Topic"]["Properties"]["KmsMasterKeyId"] == "Key"
+    alarm = RESOURCES["DeadLetterAlarm"]["Properties"]
+    assert alarm["AlarmActions"] == ["Topic"] and alarm["Threshold"] == 0
+    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": "DeadLetterQueue.QueueName"}]
+    ttl = RESOURCES["IdempotencyTable"]["Properties"]["TimeToLiveSpecification"]
+    assert ttl == {"AttributeName": "expiration", "Enabled": True}  # Powertools' default attribute

@@ -147,15 +147,20 @@ def emulated_account(endpoint_url: str | None = None) -> Iterator[Environment]:
     from keyguard.aws import Clients
 
     fake_credentials()
-    if endpoint_url:
-        os.environ["AWS_ENDPOINT_URL"] = endpoint_url
-        yield _provision(Clients())
-        return
-    os.environ.pop("AWS_ENDPOINT_URL", None)
-    from moto import mock_aws
+    saved = os.environ.pop("AWS_ENDPOINT_URL", None)
+    try:
+        if endpoint_url:
+            os.environ["AWS_ENDPOINT_URL"] = endpoint_url  # boto3 sends every client there
+            yield _provision(Clients())
+            return
+        from moto import mock_aws
 
-    with mock_aws():
-        yield _provision(Clients())
+        with mock_aws():
+            yield _provision(Clients())
+    finally:
+        os.environ.pop("AWS_ENDPOINT_URL", None)
+        if saved is not None:
+            os.environ["AWS_ENDPOINT_URL"] = saved
 
 
 def _provision(clients: Any) -> Environment:
@@ -255,12 +260,8 @@ class Invocation:
 
 def invoke(env: Environment, rule: Rule, event: dict[str, Any], mode: str = "enforce") -> Invocation:
     """Call the rule's handler as Lambda would, with the stack's environment variables."""
-    os.environ.update(
-        KEYGUARD_MODE=mode,
-        KEYGUARD_TOPIC_ARN=env.topic_arn,
-        KEYGUARD_IDEMPOTENCY_TABLE=env.table,
-        POWERTOOLS_METRICS_DISABLED="true",
-    )
+    os.environ.update(KEYGUARD_MODE=mode, KEYGUARD_TOPIC_ARN=env.topic_arn, KEYGUARD_IDEMPOTENCY_TABLE=env.table)
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")  # no EMF lines in the demo's output
     module_name, func_name = rule.handler.rsplit(".", 1)
     handler = getattr(importlib.import_module(module_name), func_name)
     handler.runtime.reset(clients=env.clients)

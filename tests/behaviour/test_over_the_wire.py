@@ -1,0 +1,55 @@
+"""keyguard against an emulator over HTTP (moto_server on 127.0.0.1), through the `keyguard` command."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+
+import pytest
+from moto.server import ThreadedMotoServer
+from tests.conftest import EVENTS
+
+from keyguard.cli import main
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def moto_server() -> Iterator[str]:
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+def test_invoke_contains_the_key_on_the_emulator(moto_server: str, capsys) -> None:
+    code = main(["--endpoint-url", moto_server, "invoke", str(EVENTS / "guardduty-iam-user.json")])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "outcome: contained" in out
+    assert "topic delivered 1 message(s)" in out
+    lines = [line for line in out.splitlines() if "user/alice key" in line]
+    assert sorted(line.rsplit(": ", 1)[1] for line in lines) == ["Active -> Active", "Active -> Inactive"]
+    assert "user/alice inline policies: [] -> ['keyguard-quarantine']" in out
+
+
+def test_unreachable_endpoint_is_one_clear_line(capsys) -> None:
+    code = main(
+        ["--endpoint-url", f"http://127.0.0.1:{_free_port()}", "invoke", str(EVENTS / "guardduty-iam-user.json")]
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("keyguard: ") and len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err
+
+
+def test_missing_event_file_is_one_clear_line(capsys) -> None:
+    assert main(["invoke", "no-such-event.json"]) == 2
+    assert "no-such-event.json" in capsys.readouterr().err
