@@ -55,3 +55,11 @@ def inbox(env: Any) -> list[dict[str, Any]]:
         }
         for m in env.delivered()
     ]
+
+
+def incident_from(name: str, index: int = 0) -> Any:
+    """The Incident an events/ file yields, through its trigger's extractor."""
+    from keyguard.sources import cloudtrail, guardduty, health
+
+    extract = {"guardduty": guardduty, "health": health, "cloudtrail": cloudtrail}[name.split("-")[0]].extract
+    return extract(load_event(name))[index]

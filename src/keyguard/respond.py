@@ -75,44 +75,43 @@ def _contain(incident: Incident, settings: Settings, iam: Any, now: datetime, re
         owner = named  # role or session credentials: GuardDuty names the principal; IAM has no key to ask about
     elif settings.dry_run or named is None:
         owner, verified = _lookup_owner(iam, incident.key_id), True
-        if owner is None:
-            return _not_found(response)
     else:
         owner = named  # tentative: deactivating with this name proves it (NoSuchEntity otherwise)
-    assert owner is not None
-    _note_mismatch(response, named, owner)
-    stop = protection(incident, owner, settings) or _exemption(incident, owner, settings, iam)
-    if stop:
-        response.owner = owner
-        response.outcome, response.reason = stop
+    if _stopped_for(response, incident, owner, settings, iam):
         return response
 
     actions = plan_actions(incident, owner, now)
     if settings.dry_run:
-        response.owner = owner
         response.results = [a.dry_run() for a in actions]
         response.outcome, response.reason = Outcome.WOULD_CONTAIN, "Dry-run: nothing was changed."
         return response
 
-    first = actions[0]
-    result = first.run(iam)
-    if isinstance(first, DeactivateAccessKey) and result.error_code == NOT_FOUND and not verified:
+    result = actions[0].run(iam)
+    if isinstance(actions[0], DeactivateAccessKey) and result.error_code == NOT_FOUND and not verified:
         # The named user does not own the key (or does not exist): IAM says who does.
-        real = _lookup_owner(iam, incident.key_id)
-        if real is None:
-            return _not_found(response)
-        _note_mismatch(response, named, real)
-        stop = protection(incident, real, settings) or _exemption(incident, real, settings, iam)
-        if stop:
-            response.owner = real
-            response.outcome, response.reason = stop
+        owner = _lookup_owner(iam, incident.key_id)
+        if _stopped_for(response, incident, owner, settings, iam):
             return response
-        owner = real
         actions = plan_actions(incident, owner, now)
         result = actions[0].run(iam)
-    response.owner = owner
     response.results = [result] + [a.run(iam) for a in actions[1:]]
     return _conclude(response, incident, actions)
+
+
+def _stopped_for(response: Response, incident: Incident, owner: str | None, settings: Settings, iam: Any) -> bool:
+    """Record the owner (noting a mismatch with the event); True when keyguard must not act on it:
+    the key is in no user of this account, or the owner is protected or exempt."""
+    if owner is None:
+        _not_found(response)
+        return True
+    response.owner = owner
+    named = incident.principal_name
+    if named and named != owner:
+        response.owner_note = f"the event named user {named!r}, but IAM says the key belongs to {owner!r}"
+    stop = protection(incident, owner, settings) or _exemption(incident, owner, settings, iam)
+    if stop:
+        response.outcome, response.reason = stop
+    return stop is not None
 
 
 def _conclude(response: Response, incident: Incident, actions: list[Action]) -> Response:
@@ -141,11 +140,6 @@ def _not_found(response: Response) -> Response:
     response.outcome = Outcome.NOT_FOUND
     response.reason = "Access key not found in this account: already deleted, or another account's key."
     return response
-
-
-def _note_mismatch(response: Response, named: str | None, owner: str) -> None:
-    if named and named != owner:
-        response.owner_note = f"the event named user {named!r}, but IAM says the key belongs to {owner!r}"
 
 
 def _lookup_owner(iam: Any, key_id: str) -> str | None:

@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from tests.conftest import incident_from
 
 from keyguard import notify
 from keyguard.actions import (
@@ -27,30 +28,7 @@ AKIA = "AKIAIOSFODNN7EXAMPLE"
 ASIA = "ASIAIOSFODNN7EXAMPLE"
 NOW = datetime(2025, 3, 17, 9, 41, 27, tzinfo=UTC)
 
-USER = Incident(
-    source=Source.GUARDDUTY,
-    kind=Kind.COMPROMISE,
-    key_id=AKIA,
-    principal_type=PrincipalType.IAM_USER,
-    principal_name="alice",
-    account=ACCOUNT,
-    region="us-east-1",
-    source_id="a4c1e9b27d5f4e0c9b8a7f6e5d4c3b2a",
-    event_id="6f1d2a3b-4c5d-4e6f-8a7b-9c0d1e2f3a4b",
-    finding_type="UnauthorizedAccess:IAMUser/TorIPCaller",
-    severity=5.0,
-    evidence=Evidence(
-        source_ip="198.51.100.23",
-        asn="64496",
-        asn_org="EXAMPLE-TRANSIT-AS",
-        country="Netherlands",
-        api="ListBuckets",
-        service_name="s3.amazonaws.com",
-        first_seen="2025-03-10T13:58:41.000Z",
-        last_seen="2025-03-10T14:03:07.000Z",
-        description="API ListBuckets was invoked from a Tor exit node IP address.",
-    ),
-)
+USER = replace(incident_from("guardduty-iam-user.json"), principal_id=None)
 ROLE = replace(USER, key_id=ASIA, principal_type=PrincipalType.ASSUMED_ROLE, principal_name="web-app-role")
 ROOT = replace(USER, principal_type=PrincipalType.ROOT, principal_name="Root")
 HEALTH = replace(

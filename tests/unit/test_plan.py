@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.conftest import incident_from
 
 from keyguard.actions import (
     ALL_ACTIONS,
@@ -41,19 +42,7 @@ AKIA = "AKIAIOSFODNN7EXAMPLE"
 ASIA = "ASIAIOSFODNN7EXAMPLE"
 NOW = datetime(2025, 3, 17, 9, 41, 27, tzinfo=UTC)
 
-BASE = Incident(
-    source=Source.GUARDDUTY,
-    kind=Kind.COMPROMISE,
-    key_id=AKIA,
-    principal_type=PrincipalType.IAM_USER,
-    principal_name="alice",
-    account=ACCOUNT,
-    region="us-east-1",
-    source_id="a4c1e9b27d5f4e0c9b8a7f6e5d4c3b2a",
-    event_id="6f1d2a3b-4c5d-4e6f-8a7b-9c0d1e2f3a4b",
-    finding_type="UnauthorizedAccess:IAMUser/TorIPCaller",
-    severity=5.0,
-)
+BASE = replace(incident_from("guardduty-iam-user.json"), principal_id=None)
 ROLE = replace(
     BASE,
     key_id=ASIA,
