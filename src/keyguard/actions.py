@@ -8,6 +8,7 @@ grants exactly what these declare.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -68,6 +69,7 @@ def revoke_sessions_policy(before: datetime) -> dict[str, Any]:
 class Action:
     name: ClassVar[str]
     permissions: ClassVar[tuple[str, ...]]
+    records: ClassVar[bool] = False  # True: writes down what was done; skipped when containment failed
     target: str
 
     def describe(self) -> str:
@@ -176,9 +178,62 @@ class RevokeRoleSessions(Action):
         return super()._on_error(code, message)
 
 
+TAG_PREFIX = "keyguard:"
+_TAG_VALUE_UNSAFE = re.compile(r"[^\w .:/=+\-@]")  # IAM: [\p{L}\p{Z}\p{N}_.:/=+\-@]
+
+
+def tag_value(text: str) -> str:
+    """IAM tag values: at most 256 letters, digits, spaces and _.:/=+-@."""
+    return _TAG_VALUE_UNSAFE.sub("_", text)[:256]
+
+
+@dataclass(frozen=True)
+class RecordOnUser(Action):
+    """Tags on the user saying when and why keyguard acted, and which keys leaked (never to be revived).
+    Runs after containment; `keyguard status` and `keyguard release` read them."""
+
+    user: str
+    tags: tuple[tuple[str, str], ...]
+    name: ClassVar[str] = "record"
+    permissions: ClassVar[tuple[str, ...]] = ("iam:TagUser",)
+    records: ClassVar[bool] = True
+
+    @property
+    def target(self) -> str:  # type: ignore[override]
+        return f"user {self.user} (tags {', '.join(k for k, _ in self.tags)})"
+
+    def _call(self, iam: Any) -> None:
+        iam.tag_user(UserName=self.user, Tags=[{"Key": k, "Value": v} for k, v in self.tags])
+
+
+@dataclass(frozen=True)
+class RecordOnRole(Action):
+    """Tags on the role saying when and why keyguard revoked its sessions."""
+
+    role: str
+    tags: tuple[tuple[str, str], ...]
+    name: ClassVar[str] = "record"
+    permissions: ClassVar[tuple[str, ...]] = ("iam:TagRole",)
+    records: ClassVar[bool] = True
+
+    @property
+    def target(self) -> str:  # type: ignore[override]
+        return f"role {self.role} (tags {', '.join(k for k, _ in self.tags)})"
+
+    def _call(self, iam: Any) -> None:
+        iam.tag_role(RoleName=self.role, Tags=[{"Key": k, "Value": v} for k, v in self.tags])
+
+    def _on_error(self, code: str, message: str) -> ActionResult:
+        if code in ("UnmodifiableEntity", NOT_FOUND):  # as for the revocation it records
+            return ActionResult(self.name, self.target, Status.SKIPPED, f"{code}: nothing to record on", code)
+        return super()._on_error(code, message)
+
+
 ALL_ACTIONS: tuple[type[Action], ...] = (
     DeactivateAccessKey,
     QuarantineUser,
     RevokeUserSessions,
     RevokeRoleSessions,
+    RecordOnUser,
+    RecordOnRole,
 )

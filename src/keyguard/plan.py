@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from keyguard.actions import (
+    TAG_PREFIX,
     Action,
     DeactivateAccessKey,
     QuarantineUser,
+    RecordOnRole,
+    RecordOnUser,
     RevokeRoleSessions,
     RevokeUserSessions,
+    tag_value,
 )
 from keyguard.incident import Incident, Kind, PrincipalType, Source, is_long_term
 from keyguard.settings import CAK_NOTIFY, Settings
@@ -92,22 +96,39 @@ def owner_is_verifiable(incident: Incident) -> bool:
 
 
 def plan_actions(incident: Incident, owner: str, now: datetime) -> list[Action]:
-    """The ordered containment for an incident whose principal is known (verified for long-term keys)."""
+    """The ordered containment for an incident whose principal is known (verified for long-term keys),
+    then the record of it on the principal (tags), which comes after the deny."""
+    record = containment_tags(incident, now)
     if incident.principal_type is PrincipalType.ASSUMED_ROLE:
-        return [RevokeRoleSessions(owner, now)]
+        return [RevokeRoleSessions(owner, now), RecordOnRole(owner, record)]
     if not is_long_term(incident.key_id):
         # A user's session credentials (GetSessionToken): the key that minted them is unknown, so deny
         # everything the user can do until a human rotates the user's keys.
-        return [QuarantineUser(owner)]
+        return [QuarantineUser(owner), RecordOnUser(owner, record)]
     if incident.kind is Kind.NEW_KEY:
-        return [DeactivateAccessKey(owner, incident.key_id), RevokeUserSessions(owner, now)]
-    return [DeactivateAccessKey(owner, incident.key_id), QuarantineUser(owner)]
+        key = DeactivateAccessKey(owner, incident.key_id)
+        return [key, RevokeUserSessions(owner, now), RecordOnUser(owner, record)]
+    leaked = ((f"{TAG_PREFIX}leaked:{incident.key_id}", _stamp(now)),)
+    return [DeactivateAccessKey(owner, incident.key_id), QuarantineUser(owner), RecordOnUser(owner, record + leaked)]
+
+
+def containment_tags(incident: Incident, now: datetime) -> tuple[tuple[str, str], ...]:
+    """When and why keyguard acted: read back by `keyguard status`."""
+    return (
+        (f"{TAG_PREFIX}contained-at", _stamp(now)),
+        (f"{TAG_PREFIX}incident", tag_value(incident.incident_id)),
+        (f"{TAG_PREFIX}reason", tag_value(f"{incident.source.value} {incident.finding_type} {incident.key_id}")),
+    )
+
+
+def _stamp(now: datetime) -> str:
+    return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def possible_actions(source: Source) -> tuple[type[Action], ...]:
     """Every action plan_actions can choose for a trigger: what its function's role must be allowed."""
     if source is Source.GUARDDUTY:
-        return (DeactivateAccessKey, QuarantineUser, RevokeRoleSessions)
+        return (DeactivateAccessKey, QuarantineUser, RevokeRoleSessions, RecordOnUser, RecordOnRole)
     if source is Source.HEALTH:
-        return (DeactivateAccessKey, QuarantineUser)
-    return (DeactivateAccessKey, RevokeUserSessions)
+        return (DeactivateAccessKey, QuarantineUser, RecordOnUser)
+    return (DeactivateAccessKey, RevokeUserSessions, RecordOnUser)

@@ -94,7 +94,13 @@ def _contain(incident: Incident, settings: Settings, iam: Any, now: datetime, re
             return response
         actions = plan_actions(incident, owner, now)
         result = actions[0].run(iam)
-    response.results = [result] + [a.run(iam) for a in actions[1:]]
+    response.results = [result]
+    for action in actions[1:]:
+        if action.records and response.failures:  # never write down a containment that did not happen
+            skipped = ActionResult(action.name, action.target, Status.SKIPPED, "containment failed: not recorded")
+            response.results.append(skipped)
+        else:
+            response.results.append(action.run(iam))
     return _conclude(response, incident, actions)
 
 

@@ -101,7 +101,7 @@ def test_failed_action_is_notified_then_raised(account) -> None:
     (doc,) = inbox(account)
     assert doc["outcome"] == "failed" and doc["level"] == "critical"
     statuses = {a["action"]: a["status"] for a in doc["actions"]}
-    assert statuses == {"deactivate-key": "done", "quarantine-user": "failed"}
+    assert statuses == {"deactivate-key": "done", "quarantine-user": "failed", "record": "skipped"}
     assert "AccessDenied" in next(a["detail"] for a in doc["actions"] if a["action"] == "quarantine-user")
     assert doc["_subject"].startswith("keyguard: FAILED")
     # the part that worked did happen, and nothing else was touched
@@ -203,10 +203,10 @@ def test_malformed_event_raises_a_domain_error_and_does_nothing(account) -> None
 @pytest.mark.parametrize(
     ("name", "calls"),
     [
-        ("guardduty-iam-user.json", ["UpdateAccessKey", "PutUserPolicy"]),
-        ("health-credentials-exposed.json", ["GetAccessKeyLastUsed", "UpdateAccessKey", "PutUserPolicy"]),
-        ("cloudtrail-create-access-key.json", ["ListUserTags", "UpdateAccessKey", "PutUserPolicy"]),
-        ("guardduty-assumed-role-exfiltration.json", ["PutRolePolicy"]),
+        ("guardduty-iam-user.json", ["UpdateAccessKey", "PutUserPolicy", "TagUser"]),
+        ("health-credentials-exposed.json", ["GetAccessKeyLastUsed", "UpdateAccessKey", "PutUserPolicy", "TagUser"]),
+        ("cloudtrail-create-access-key.json", ["ListUserTags", "UpdateAccessKey", "PutUserPolicy", "TagUser"]),
+        ("guardduty-assumed-role-exfiltration.json", ["PutRolePolicy", "TagRole"]),
         ("guardduty-root.json", []),
         ("guardduty-sample.json", []),
     ],
@@ -222,3 +222,23 @@ def test_containment_comes_first(account, name: str, calls: list[str]) -> None:
     assert iam_calls == calls
     assert log.calls[: len(calls)] == calls  # nothing (not even the notification) before containment
     assert "Publish" in log.calls
+
+
+def test_role_that_does_not_exist_is_not_found_not_failed(account) -> None:
+    _, (inv,) = deliver(account, load_event("guardduty-assumed-role-exfiltration.json"), seed=False)
+    assert inv.error is None
+    (doc,) = inbox(account)
+    assert doc["outcome"] == "not-found"
+    assert [(a["action"], a["status"]) for a in doc["actions"]] == [
+        ("revoke-role-sessions", "skipped"),
+        ("record", "skipped"),
+    ]
+
+
+def test_containment_is_recorded_on_the_user(account) -> None:
+    seeded, _ = deliver(account, load_event("guardduty-iam-user.json"))
+    named = seeded.replaced["AKIAIOSFODNN7EXAMPLE"]
+    tags = {t["Key"]: t["Value"] for t in account.clients.iam.list_user_tags(UserName="alice")["Tags"]}
+    assert set(tags) == {"keyguard:contained-at", "keyguard:incident", "keyguard:reason", f"keyguard:leaked:{named}"}
+    assert tags["keyguard:incident"] == f"guardduty:a4c1e9b27d5f4e0c9b8a7f6e5d4c3b2a:{named}"
+    assert "UnauthorizedAccess:IAMUser/TorIPCaller" in tags["keyguard:reason"]

@@ -17,6 +17,8 @@ from keyguard.actions import (
     Action,
     DeactivateAccessKey,
     QuarantineUser,
+    RecordOnRole,
+    RecordOnUser,
     RevokeRoleSessions,
     RevokeUserSessions,
 )
@@ -390,16 +392,37 @@ def test_owner_is_verifiable(principal_type: PrincipalType, key_id: str, expecte
     ],
 )
 def test_plan_actions(incident: Incident, owner: str, expected: list[Action]) -> None:
-    actions = plan_actions(incident, owner, NOW)
-    assert actions == expected
+    *containment, record = plan_actions(incident, owner, NOW)
+    assert containment == expected
+    # the record (tags) comes last, on the same principal, after the deny
+    if incident.principal_type is PrincipalType.ASSUMED_ROLE:
+        assert isinstance(record, RecordOnRole) and record.role == owner
+    else:
+        assert isinstance(record, RecordOnUser) and record.user == owner
+    tags = dict(record.tags)
+    assert tags["keyguard:contained-at"] == "2025-03-17T09:41:27Z"
+    assert tags["keyguard:incident"] == incident.incident_id
+    leaked = {k for k in tags if k.startswith("keyguard:leaked:")}
+    compromised_long_term_key = incident.kind is Kind.COMPROMISE and any(
+        isinstance(a, DeactivateAccessKey) for a in containment
+    )
+    assert leaked == ({f"keyguard:leaked:{incident.key_id}"} if compromised_long_term_key else set())
+
+
+def test_record_tag_values_are_what_iam_accepts() -> None:
+    hostile = replace(BASE, finding_type="Weird\nType<script>&'\"" + "x" * 400)
+    *_, record = plan_actions(hostile, "alice", NOW)
+    for key, value in record.tags:
+        assert len(key) <= 128 and len(value) <= 256
+        assert all(ch.isalnum() or ch in " _.:/=+-@" for ch in value), value
 
 
 def test_plan_actions_carry_the_time_given() -> None:
     later = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-    [action] = plan_actions(ROLE, "web-app-role", later)
+    [action, _] = plan_actions(ROLE, "web-app-role", later)
     assert isinstance(action, RevokeRoleSessions)
     assert action.before == later
-    _, revoke = plan_actions(NEW_KEY, "bob", later)
+    _, revoke, _ = plan_actions(NEW_KEY, "bob", later)
     assert isinstance(revoke, RevokeUserSessions)
     assert revoke.before == later
 
