@@ -63,3 +63,15 @@ def incident_from(name: str, index: int = 0) -> Any:
 
     extract = {"guardduty": guardduty, "health": health, "cloudtrail": cloudtrail}[name.split("-")[0]].extract
     return extract(load_event(name))[index]
+
+
+def deliver_and_investigate(env: Any, event: dict[str, Any], mode: str = "enforce") -> tuple[Any, list[Any]]:
+    """The whole pipeline: seed the event's principals and the recorded activity of its keys, contain,
+    then run the investigation function on what containment queued for it."""
+    from keyguard.local import emulator
+
+    seeded = emulator.seed(env.clients.iam, event)
+    emulator.seed_activity(env, seeded)
+    rules = emulator.route(seeded.event, emulator.load_rules())
+    invocations = [emulator.invoke(env, rule, seeded.event, mode) for rule in rules]
+    return seeded, invocations + emulator.investigate_queued(env, mode)

@@ -70,6 +70,7 @@ class Action:
     name: ClassVar[str]
     permissions: ClassVar[tuple[str, ...]]
     records: ClassVar[bool] = False  # True: writes down what was done; skipped when containment failed
+    service: ClassVar[str] = "iam"  # the client run() is given
     target: str
 
     def describe(self) -> str:

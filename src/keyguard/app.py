@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from keyguard.actions import Status
-from keyguard.aws import Clients
+from keyguard.aws import Clients, error_code
 from keyguard.errors import KeyguardError, MalformedEvent, ResponseFailed
 from keyguard.incident import Incident
 from keyguard.plan import NO_ACTION, Outcome
@@ -43,6 +43,11 @@ class Runtime:
 
     @property
     def notifier(self) -> Any:
+        """Created on first use, after containment: the idempotency import it needs is not cheap."""
+        if self._notifier is None:
+            from keyguard.dedup import Notifier
+
+            self._notifier = Notifier(self.settings, self.clients)
         return self._notifier
 
     @property
@@ -78,33 +83,53 @@ class Runtime:
                 actions=[x.line() for x in r.results],
             )
         notices = self._notify(responses, context)
+        handoffs = self._hand_off(responses)
         self._count(responses, notices)
-        failed = [r for r in responses if r.failed]
-        undelivered = [r for r, n in zip(responses, notices, strict=True) if n.startswith("failed")]
-        if failed or undelivered:
-            what = [f"{r.incident.key_id}: {r.reason}" for r in failed]
-            what += [
-                f"{r.incident.key_id}: notification {n}"
-                for r, n in zip(responses, notices, strict=True)
-                if n.startswith("failed")
-            ]
-            raise ResponseFailed("; ".join(what), report=responses)
+        problems = [f"{r.incident.key_id}: {r.reason}" for r in responses if r.failed]
+        problems += [
+            f"{r.incident.key_id}: notification {n}"
+            for r, n in zip(responses, notices, strict=True)
+            if n.startswith("failed")
+        ]
+        problems += [
+            f"{r.incident.key_id}: investigation {h}"
+            for r, h in zip(responses, handoffs, strict=True)
+            if h.startswith("failed")
+        ]
+        if problems:
+            raise ResponseFailed("; ".join(problems), report=responses)
         return {
             "responses": [
-                {"incident": r.incident.incident_id, "outcome": r.outcome.value, "notification": n}
-                for r, n in zip(responses, notices, strict=True)
+                {"incident": r.incident.incident_id, "outcome": r.outcome.value, "notification": n, "investigation": h}
+                for r, n, h in zip(responses, notices, handoffs, strict=True)
             ]
         }
 
-    def _notify(self, responses: list[Response], context: Any) -> list[str]:
-        if self._notifier is None:
-            from keyguard.dedup import Notifier  # after containment: the idempotency import is not cheap
+    def _hand_off(self, responses: list[Response]) -> list[str]:
+        """Leaked-key incidents go on to the investigation function (its own queue, retries and DLQ),
+        after containment and the first notification, so investigating can never delay containment."""
+        from keyguard.investigate import handoff
 
-            self._notifier = Notifier(self.settings, self.clients)
+        out = []
+        for r in responses:
+            if not handoff.wanted(r):
+                out.append("not needed")
+            elif not self.settings.investigation_queue_url:
+                out.append("not configured")
+            else:
+                try:
+                    handoff.send(self.clients.get("sqs"), self.settings.investigation_queue_url, r)
+                    out.append("queued")
+                except Exception as e:
+                    self._log("error", "investigation hand-off failed", incident=r.incident.incident_id, error=str(e))
+                    out.append(f"failed: {error_code(e) or type(e).__name__}")
+        return out
+
+    def _notify(self, responses: list[Response], context: Any) -> list[str]:
         out = []
         for r in responses:
             try:
-                out.append(self._notifier.send(r, context))
+                out.append(self.notifier.send(r, context))
             except KeyguardError as e:
                 self._log("error", "notification failed", incident=r.incident.incident_id, error=str(e))
                 out.append(f"failed: {e}")

@@ -18,10 +18,18 @@ class Clients:
     The endpoint comes from boto3's own AWS_ENDPOINT_URL setting (used for emulators such as moto_server).
     """
 
-    def __init__(self, session: Any | None = None, region: str | None = None) -> None:
+    def __init__(self, session: Any | None = None, region: str | None = None, retries: dict | None = None) -> None:
         self._session = session
         self._region = region
+        self._retries = retries or RETRY_CONFIG
         self._clients: dict[tuple[str, str], Any] = {}
+
+    @property
+    def session(self) -> Any:
+        """The boto3 session every client is made from (the local CloudTrail stand-in hooks into it)."""
+        if self._session is None:
+            self._session = boto3.session.Session()
+        return self._session
 
     @property
     def region(self) -> str:
@@ -31,10 +39,8 @@ class Clients:
         key = (service, region or self.region)
         found = self._clients.get(key)
         if found is None:
-            if self._session is None:
-                self._session = boto3.session.Session()
-            config = Config(retries=RETRY_CONFIG, connect_timeout=5, read_timeout=15)
-            found = self._session.client(service, region_name=key[1], config=config)
+            config = Config(retries=self._retries, connect_timeout=5, read_timeout=15)
+            found = self.session.client(service, region_name=key[1], config=config)
             self._clients[key] = found
         return found
 

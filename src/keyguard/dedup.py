@@ -27,7 +27,10 @@ class Notifier:
 
     def send(self, response: Response, context: Any = None) -> str:
         """Returns 'sent', 'duplicate' or 'no topic'; raises NotificationFailed."""
-        msg = notify.message(response)
+        return self.publish(notify.message(response), notify.dedup_key(response), context)
+
+    def publish(self, msg: dict[str, Any], key: str, context: Any = None) -> str:
+        """Publish `msg` unless a message with the same de-duplication `key` was published already."""
         if not self.settings.topic_arn:
             self.sent.append(msg)
             return "no topic"
@@ -46,7 +49,7 @@ class Notifier:
             publish()
             return "sent"
         try:
-            self._idempotent(publish, context)(notice={"key": notify.dedup_key(response)})
+            self._idempotent(publish, context)(notice={"key": key})
         except NotificationFailed:
             raise
         except Exception as e:

@@ -23,6 +23,8 @@ class Source(StrEnum):
     GUARDDUTY = "guardduty"
     HEALTH = "health"
     CREATE_ACCESS_KEY = "create-access-key"
+    INVESTIGATION = "investigation"  # found by investigating a leaked key (e.g. a key it created)
+    MANUAL = "manual"  # `keyguard contain`: an operator names a leaked key (IAM names its owner)
 
 
 class Kind(StrEnum):

@@ -25,3 +25,21 @@ def make_handler(extract: Extractor, function: str) -> Any:
     lambda_handler.runtime = runtime  # type: ignore[attr-defined]
     lambda_handler.logger = logger  # type: ignore[attr-defined]
     return lambda_handler
+
+
+def make_investigation_handler() -> Any:
+    """The investigation function's handler (SQS batch with partial failures)."""
+    from keyguard.investigate.app import InvestigationRuntime
+
+    logger = Logger(service="keyguard")
+    metrics = Metrics(namespace="keyguard", service="keyguard")
+    runtime = InvestigationRuntime(logger=logger, metrics=metrics)
+
+    @logger.inject_lambda_context
+    @metrics.log_metrics
+    def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        return runtime.handle_batch(event, context)
+
+    lambda_handler.runtime = runtime  # type: ignore[attr-defined]
+    lambda_handler.logger = logger  # type: ignore[attr-defined]
+    return lambda_handler

@@ -51,8 +51,7 @@ def subject(r: Response) -> str:
     text = f"keyguard: {_HEADLINE[r.outcome]} - {r.incident.key_id}"
     if r.owner or r.incident.principal_name:
         text += f" ({r.owner or r.incident.principal_name})"
-    text = "".join(ch if ch.isprintable() else " " for ch in text)  # SNS subjects: no control characters
-    return text if len(text) <= SUBJECT_MAX else text[: SUBJECT_MAX - 3] + "..."
+    return clean_subject(text)
 
 
 def level(r: Response) -> str:
@@ -174,10 +173,15 @@ def document(r: Response) -> dict[str, Any]:
 
 def message(r: Response) -> dict[str, Any]:
     """Arguments for sns.publish (TopicArn added by the caller)."""
-    text = body(r)
-    machine = json.dumps(document(r), sort_keys=True)
+    return package(subject(r), body(r), document(r), r.incident.source.value, level(r), r.outcome.value)
+
+
+def package(subject_text: str, text: str, doc: dict[str, Any], source: str, severity: str, outcome: str) -> dict:
+    """sns.publish arguments: text for people (default, email), JSON for machines (sqs, lambda, http[s]),
+    and message attributes for subscription filter policies."""
+    machine = json.dumps(doc, sort_keys=True, default=str)
     return {
-        "Subject": subject(r),
+        "Subject": subject_text,
         "MessageStructure": "json",
         "Message": json.dumps(
             {
@@ -191,11 +195,17 @@ def message(r: Response) -> dict[str, Any]:
             }
         ),
         "MessageAttributes": {
-            "source": {"DataType": "String", "StringValue": r.incident.source.value},
-            "severity": {"DataType": "String", "StringValue": level(r)},
-            "outcome": {"DataType": "String", "StringValue": r.outcome.value},
+            "source": {"DataType": "String", "StringValue": source},
+            "severity": {"DataType": "String", "StringValue": severity},
+            "outcome": {"DataType": "String", "StringValue": outcome},
         },
     }
+
+
+def clean_subject(text: str) -> str:
+    """SNS subjects: printable, no line breaks, under 100 characters."""
+    text = "".join(ch if ch.isprintable() else " " for ch in text)
+    return text if len(text) <= SUBJECT_MAX else text[: SUBJECT_MAX - 3] + "..."
 
 
 def dedup_key(r: Response) -> str:

@@ -1,12 +1,16 @@
 """The permissions each function needs, derived from what its actions declare.
 
-tests/unit/test_template_permissions.py checks that template.yaml grants exactly these.
+tests/unit/test_template.py checks that template.yaml grants exactly these.
 """
 
 from __future__ import annotations
 
 from keyguard.app import DEDUP_PERMISSIONS
 from keyguard.incident import Source
+from keyguard.investigate.core import FOLLOW_UP_ACTIONS, OPT_IN_ACTIONS
+from keyguard.investigate.ec2 import DESCRIBE_PERMISSIONS
+from keyguard.investigate.handoff import HANDOFF_PERMISSIONS
+from keyguard.investigate.trail import LOOKUP_PERMISSIONS
 from keyguard.notify import NOTIFY_PERMISSIONS
 from keyguard.plan import possible_actions
 from keyguard.respond import EXEMPTION_PERMISSIONS, LOOKUP_OWNER_PERMISSIONS
@@ -16,24 +20,43 @@ FUNCTIONS = {
     "GuardDutyFunction": Source.GUARDDUTY,
     "HealthFunction": Source.HEALTH,
     "AccessKeyCreatedFunction": Source.CREATE_ACCESS_KEY,
+    "InvestigationFunction": Source.INVESTIGATION,
 }
+
+# Reads that IAM cannot scope to a resource (the template grants them on "*"; nothing else is).
+UNSCOPABLE_READS = frozenset(LOOKUP_PERMISSIONS) | frozenset(DESCRIBE_PERMISSIONS)
+
+# The investigation function consumes its queue (Lambda's SQS poller uses the function's role).
+CONSUME_PERMISSIONS = frozenset(
+    {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"}
+)
+
+# What Lambda itself does with the function's role: write logs, send failed events to the dead-letter
+# queue, and use the stack's KMS key for the encrypted topic and queues.
+PLATFORM_PERMISSIONS = frozenset(
+    {"logs:CreateLogStream", "logs:PutLogEvents", "sqs:SendMessage", "kms:GenerateDataKey", "kms:Decrypt"}
+)
 
 
 def iam_permissions(source: Source) -> frozenset[str]:
-    perms = {p for action in possible_actions(source) for p in action.permissions}
+    actions = list(possible_actions(source))
+    if source is Source.INVESTIGATION:
+        actions += FOLLOW_UP_ACTIONS
+    perms = {p for action in actions for p in action.permissions}
     perms.update(LOOKUP_OWNER_PERMISSIONS)
     if source is Source.CREATE_ACCESS_KEY:
         perms.update(EXEMPTION_PERMISSIONS)
     return frozenset(perms)
 
 
+def opt_in(parameter: str) -> frozenset[str]:
+    """Permissions granted only when the template parameter is 'true'."""
+    return frozenset(OPT_IN_ACTIONS[parameter].permissions)
+
+
 def required(source: Source) -> frozenset[str]:
-    """Every permission the function's role needs (IAM work, notification, de-duplication)."""
-    return iam_permissions(source) | frozenset(NOTIFY_PERMISSIONS) | frozenset(DEDUP_PERMISSIONS)
-
-
-# What Lambda itself does with the function's role: write logs, send failed events to the dead-letter
-# queue, and use the stack's KMS key for the encrypted topic and queue.
-PLATFORM_PERMISSIONS = frozenset(
-    {"logs:CreateLogStream", "logs:PutLogEvents", "sqs:SendMessage", "kms:GenerateDataKey", "kms:Decrypt"}
-)
+    """Every permission the function's role needs (IAM work, notification, de-duplication, hand-off)."""
+    perms = iam_permissions(source) | frozenset(NOTIFY_PERMISSIONS) | frozenset(DEDUP_PERMISSIONS)
+    if source is Source.INVESTIGATION:
+        return perms | UNSCOPABLE_READS | CONSUME_PERMISSIONS
+    return perms | frozenset(HANDOFF_PERMISSIONS)

@@ -131,4 +131,10 @@ def possible_actions(source: Source) -> tuple[type[Action], ...]:
         return (DeactivateAccessKey, QuarantineUser, RevokeRoleSessions, RecordOnUser, RecordOnRole)
     if source is Source.HEALTH:
         return (DeactivateAccessKey, QuarantineUser, RecordOnUser)
-    return (DeactivateAccessKey, RevokeUserSessions, RecordOnUser)
+    if source is Source.CREATE_ACCESS_KEY:
+        return (DeactivateAccessKey, RevokeUserSessions, RecordOnUser)
+    if source is Source.INVESTIGATION:  # keys the leaked key created (users and roles: investigate.core)
+        return (DeactivateAccessKey, QuarantineUser, RecordOnUser)
+    if source is Source.MANUAL:  # a leaked long-term key named by an operator; the owner IAM names
+        return (DeactivateAccessKey, QuarantineUser, RecordOnUser)
+    raise ValueError(f"no actions declared for source {source}")

@@ -28,6 +28,10 @@ class Settings:
     protected_principals: frozenset[str] = frozenset()
     own_roles: frozenset[str] = frozenset()
     dedup_ttl_seconds: int = 7 * 24 * 3600
+    investigation_queue_url: str | None = None  # containment hands leaked-key incidents on to investigation
+    investigation_lookback_days: int = 90  # CloudTrail event history keeps 90 days
+    stop_launched_instances: bool = False
+    enforce_imdsv2: bool = False
 
     @property
     def dry_run(self) -> bool:
@@ -66,6 +70,13 @@ class Settings:
         tag_key = env.get("KEYGUARD_EXEMPT_TAG_KEY", "keyguard:exempt").strip()
         if not tag_key:
             raise ConfigError("KEYGUARD_EXEMPT_TAG_KEY must not be empty")
+        raw_days = env.get("KEYGUARD_INVESTIGATION_LOOKBACK_DAYS", "90")
+        try:
+            days = int(raw_days)
+        except ValueError as e:
+            raise ConfigError(f"KEYGUARD_INVESTIGATION_LOOKBACK_DAYS must be an integer, got {raw_days!r}") from e
+        if not 1 <= days <= 90:
+            raise ConfigError("KEYGUARD_INVESTIGATION_LOOKBACK_DAYS must be within 1..90 (CloudTrail keeps 90 days)")
         return cls(
             mode=mode,
             topic_arn=env.get("KEYGUARD_TOPIC_ARN") or None,
@@ -76,6 +87,10 @@ class Settings:
             protected_principals=_names(env.get("KEYGUARD_PROTECTED_PRINCIPALS", "")),
             own_roles=_names(env.get("KEYGUARD_OWN_ROLES", "")),
             dedup_ttl_seconds=ttl,
+            investigation_queue_url=env.get("KEYGUARD_INVESTIGATION_QUEUE_URL") or None,
+            investigation_lookback_days=days,
+            stop_launched_instances=_flag(env, "KEYGUARD_STOP_LAUNCHED_INSTANCES"),
+            enforce_imdsv2=_flag(env, "KEYGUARD_ENFORCE_IMDSV2"),
         )
 
 
@@ -93,3 +108,10 @@ def _names(raw: str) -> frozenset[str]:
             item = item.split(":assumed-role/", 1)[1].split("/", 1)[0]
         out.add(item.rsplit("/", 1)[-1].lower())
     return frozenset(out)
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "false").strip().lower()
+    if raw not in ("true", "false"):
+        raise ConfigError(f"{name} must be true or false, got {raw!r}")
+    return raw == "true"

@@ -4,6 +4,7 @@ notification on the topic are what the trigger x response table promises."""
 from __future__ import annotations
 
 import pytest
+
 from tests.conftest import deliver, inbox, load_event
 
 # file -> (function, outcome, named key after, policies added to the owner)

@@ -6,10 +6,10 @@ from __future__ import annotations
 import boto3
 import pytest
 from moto.core.authorization import enable_iam_authentication
-from tests.conftest import deliver, inbox, load_event
-from tests.faults import CallLog, Fault
 
 from keyguard.errors import MalformedEvent
+from tests.conftest import deliver, inbox, load_event
+from tests.faults import CallLog, Fault
 
 ALLOW_ALL = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}'
 

@@ -8,7 +8,6 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from tests.conftest import incident_from
 
 from keyguard import notify
 from keyguard.actions import (
@@ -22,6 +21,7 @@ from keyguard.actions import (
 from keyguard.incident import Evidence, Incident, Kind, PrincipalType, Source
 from keyguard.plan import Outcome, plan_actions
 from keyguard.respond import Response
+from tests.conftest import incident_from
 
 ACCOUNT = "123456789012"
 AKIA = "AKIAIOSFODNN7EXAMPLE"

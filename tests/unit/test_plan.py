@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import incident_from
 
 from keyguard.actions import (
     ALL_ACTIONS,
@@ -35,6 +34,7 @@ from keyguard.plan import (
 )
 from keyguard.settings import CAK_NOTIFY, CAK_QUARANTINE, Settings
 from keyguard.sources import cloudtrail, guardduty, health
+from tests.conftest import incident_from
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 
@@ -436,6 +436,8 @@ REACHABLE = {
     ),
     Source.HEALTH: ([Kind.COMPROMISE], [PrincipalType.UNKNOWN], [AKIA, ASIA]),
     Source.CREATE_ACCESS_KEY: ([Kind.NEW_KEY], [PrincipalType.IAM_USER, PrincipalType.ROOT], [AKIA]),
+    Source.INVESTIGATION: ([Kind.COMPROMISE], [PrincipalType.IAM_USER], [AKIA]),  # keys a leaked key created
+    Source.MANUAL: ([Kind.COMPROMISE], [PrincipalType.UNKNOWN], [AKIA]),  # keyguard contain --key AKIA...
 }
 
 

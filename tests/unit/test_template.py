@@ -7,10 +7,10 @@ import re
 from pathlib import Path
 
 import pytest
-from tests.conftest import EVENTS, load_event
 
 from keyguard import permissions
 from keyguard.local.emulator import load_rules, load_template, route
+from tests.conftest import EVENTS, load_event
 
 TEMPLATE = load_template()
 RESOURCES = TEMPLATE["Resources"]
@@ -18,11 +18,31 @@ USER_ARN = "arn:${AWS::Partition}:iam::${AWS::AccountId}:user/*"
 ROLE_ARN = "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/*"
 
 
-def _statements(role_id: str) -> list[dict]:
+def _statements(role_id: str, conditional: bool = True) -> list[dict]:
+    """The role's statements; an `!If [Condition, statement, AWS::NoValue]` counts as its statement."""
     role = RESOURCES[role_id]
     assert role["Type"] == "AWS::IAM::Role"
     assert "ManagedPolicyArns" not in role["Properties"], "managed policies grant more than the actions declare"
-    return [s for p in role["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    out = []
+    for policy in role["Properties"]["Policies"]:
+        for statement in policy["PolicyDocument"]["Statement"]:
+            if isinstance(statement, list):  # !If
+                condition, statement, otherwise = statement
+                assert otherwise == "AWS::NoValue" and condition in TEMPLATE["Conditions"]
+                if not conditional:
+                    continue
+            out.append(statement)
+    return out
+
+
+def _conditional(role_id: str) -> dict[str, set[str]]:
+    """Condition -> actions granted only under it."""
+    out: dict[str, set[str]] = {}
+    for policy in RESOURCES[role_id]["Properties"]["Policies"]:
+        for statement in policy["PolicyDocument"]["Statement"]:
+            if isinstance(statement, list):
+                out.setdefault(statement[0], set()).update(_as_list(statement[1]["Action"]))
+    return out
 
 
 def _as_list(value) -> list:
@@ -35,9 +55,23 @@ def _role_of(function_id: str) -> str:
 
 @pytest.mark.parametrize(("function_id", "source"), sorted(permissions.FUNCTIONS.items()))
 def test_role_grants_exactly_what_the_actions_declare(function_id: str, source) -> None:
-    granted = {a for s in _statements(_role_of(function_id)) if s["Effect"] == "Allow" for a in _as_list(s["Action"])}
+    statements = _statements(_role_of(function_id), conditional=False)
+    granted = {a for s in statements if s["Effect"] == "Allow" for a in _as_list(s["Action"])}
     assert {a for a in granted if a.startswith("iam:")} == permissions.iam_permissions(source)
     assert granted == permissions.required(source) | permissions.PLATFORM_PERMISSIONS
+
+
+def test_opt_in_ec2_actions_are_granted_only_when_opted_in() -> None:
+    conditional = _conditional(_role_of("InvestigationFunction"))
+    conditions = TEMPLATE["Conditions"]
+    assert conditional == {
+        "StopsInstances": set(permissions.opt_in("StopLaunchedInstances")),
+        "EnforcesImdsV2": set(permissions.opt_in("EnforceImdsV2")),
+    }
+    assert conditions["StopsInstances"] == ["StopLaunchedInstances", "true"]
+    assert conditions["EnforcesImdsV2"] == ["EnforceImdsV2", "true"]
+    for parameter in ("StopLaunchedInstances", "EnforceImdsV2"):
+        assert TEMPLATE["Parameters"][parameter]["Default"] == "false"
 
 
 def test_no_role_may_write_on_everything() -> None:
@@ -46,8 +80,10 @@ def test_no_role_may_write_on_everything() -> None:
     for rid in roles:
         for s in _statements(rid):
             assert s["Effect"] == "Allow"
-            assert "*" not in _as_list(s["Resource"]), (rid, s)
-            for action in _as_list(s["Action"]):
+            actions = set(_as_list(s["Action"]))
+            if "*" in _as_list(s["Resource"]):  # only reads that IAM cannot scope to a resource
+                assert actions <= permissions.UNSCOPABLE_READS, (rid, s)
+            for action in actions:
                 assert "*" not in action, (rid, action)
 
 
@@ -120,7 +156,13 @@ def test_failed_events_are_kept_encrypted_and_announced() -> None:
     assert on_failure == {"Type": "SQS", "Destination": "DeadLetterQueue.Arn"}
     for function_id in permissions.FUNCTIONS:
         for rule in RESOURCES[function_id]["Properties"]["Events"].values():
-            assert rule["Properties"]["DeadLetterConfig"] == {"Arn": "DeadLetterQueue.Arn"}
+            if rule["Type"] == "EventBridgeRule":
+                assert rule["Properties"]["DeadLetterConfig"] == {"Arn": "DeadLetterQueue.Arn"}
+    investigation = RESOURCES["InvestigationQueue"]["Properties"]
+    assert investigation["RedrivePolicy"]["deadLetterTargetArn"] == "DeadLetterQueue.Arn"
+    assert investigation["KmsMasterKeyId"] == "Key"
+    (requests,) = RESOURCES["InvestigationFunction"]["Properties"]["Events"].values()
+    assert requests["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert RESOURCES["DeadLetterQueue"]["Properties"]["KmsMasterKeyId"] == "Key"
     assert RESOURCES["Topic"]["Properties"]["KmsMasterKeyId"] == "Key"
     alarm = RESOURCES["DeadLetterAlarm"]["Properties"]

@@ -103,6 +103,8 @@ class Environment:
     topic_arn: str
     table: str
     inbox_url: str
+    investigation_url: str
+    cloudtrail: Any = None  # the LookupEvents stand-in, once a history is installed
 
     def iam_state(self, seeded: Seeded) -> dict[str, Any]:
         iam = self.clients.iam
@@ -177,7 +179,8 @@ def _provision(clients: Any) -> Environment:
         AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
     )
-    return Environment(clients, topic, table, queue_url)
+    investigation = sqs.create_queue(QueueName=f"keyguard-investigation-{suffix}")["QueueUrl"]
+    return Environment(clients, topic, table, queue_url, investigation)
 
 
 def seed(iam: Any, event: dict[str, Any]) -> Seeded:
@@ -260,7 +263,12 @@ class Invocation:
 
 def invoke(env: Environment, rule: Rule, event: dict[str, Any], mode: str = "enforce") -> Invocation:
     """Call the rule's handler as Lambda would, with the stack's environment variables."""
-    os.environ.update(KEYGUARD_MODE=mode, KEYGUARD_TOPIC_ARN=env.topic_arn, KEYGUARD_IDEMPOTENCY_TABLE=env.table)
+    os.environ.update(
+        KEYGUARD_MODE=mode,
+        KEYGUARD_TOPIC_ARN=env.topic_arn,
+        KEYGUARD_IDEMPOTENCY_TABLE=env.table,
+        KEYGUARD_INVESTIGATION_QUEUE_URL=env.investigation_url,
+    )
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")  # no EMF lines in the demo's output
     module_name, func_name = rule.handler.rsplit(".", 1)
     handler = getattr(importlib.import_module(module_name), func_name)
@@ -271,6 +279,88 @@ def invoke(env: Environment, rule: Rule, event: dict[str, Any], mode: str = "enf
         inv.result = handler(event, context)
     except KeyguardError as e:
         inv.error = f"{type(e).__name__}: {e}"
-    notifier = handler.runtime.notifier
-    inv.published = list(notifier.sent) if notifier else []
+    inv.published = list(handler.runtime.notifier.sent)
     return inv
+
+
+def seed_activity(env: Environment, seeded: Seeded, now: Any = None) -> None:
+    """What the leaked keys did before the event: replay their recorded CloudTrail history
+    (events/cloudtrail-history/<example key id>.json) into the account, serve it through the
+    LookupEvents stand-in, and give a leaked instance-role session a real (IMDSv1) instance."""
+    from datetime import UTC, datetime
+
+    from keyguard.local import cloudtrail
+
+    now = now or datetime.now(UTC)
+    records: list[dict[str, Any]] = []
+    keys = dict(seeded.replaced)
+    for example in list(seeded.replaced):
+        history = cloudtrail.rebase(cloudtrail.load_history(example), now)
+        records += cloudtrail.replay(env.clients, history, keys)
+    seeded.replaced.update(keys)  # keys the history created, too
+    for record in records:
+        if record.get("errorCode"):
+            continue
+        name, req = record.get("eventName"), record.get("requestParameters") or {}
+        if name == "CreateAccessKey":
+            user = record["responseElements"]["accessKey"]["userName"]
+            made = record["responseElements"]["accessKey"]["accessKeyId"]
+            seeded.users.setdefault(user, [])
+            if made not in seeded.users[user]:
+                seeded.users[user].append(made)
+        elif req.get("userName"):
+            seeded.users.setdefault(req["userName"], [])
+        elif req.get("roleArn") or req.get("roleName"):
+            role = req.get("roleName") or req["roleArn"].rsplit("/", 1)[-1]
+            if role not in seeded.roles:
+                seeded.roles.append(role)
+    for user in seeded.users:  # keys the user had before (replay may have made users with none)
+        for key in env.clients.iam.list_access_keys(UserName=user)["AccessKeyMetadata"]:
+            if key["AccessKeyId"] not in seeded.users[user]:
+                seeded.users[user].append(key["AccessKeyId"])
+    env.cloudtrail = cloudtrail.FakeCloudTrail(records).install(env.clients.session)
+    _instance_for_role_session(env, seeded)
+
+
+def _instance_for_role_session(env: Environment, seeded: Seeded) -> None:
+    """A GuardDuty finding on instance-role credentials names the instance in its principalId
+    (ROLEID:i-...); the emulator runs one that still allows IMDSv1 and points the event at it."""
+    detail = seeded.event.get("detail") or {}
+    details = (detail.get("resource") or {}).get("accessKeyDetails") or {}
+    principal = details.get("principalId") or ""
+    if details.get("userType") != "AssumedRole" or ":i-" not in principal:
+        return
+    region = detail.get("region") or seeded.event.get("region") or "us-east-1"
+    ec2 = env.clients.get("ec2", region)
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    instance = ec2.run_instances(
+        ImageId=image, MinCount=1, MaxCount=1, MetadataOptions={"HttpTokens": "optional", "HttpEndpoint": "enabled"}
+    )["Instances"][0]["InstanceId"]
+    details["principalId"] = principal.rsplit(":", 1)[0] + ":" + instance
+
+
+def investigate_queued(env: Environment, mode: str = "enforce") -> list[Invocation]:
+    """Run the investigation function on what containment queued for it, as Lambda's SQS poller would
+    (one message per batch, as the template configures)."""
+    sqs = env.clients.get("sqs")
+    rule = Rule("InvestigationFunction", "handlers.investigate.lambda_handler", {})
+    out = []
+    while True:
+        got = sqs.receive_message(QueueUrl=env.investigation_url, MaxNumberOfMessages=1, WaitTimeSeconds=0)
+        messages = got.get("Messages", [])
+        if not messages:
+            return out
+        (m,) = messages
+        record = {
+            "messageId": m["MessageId"],
+            "receiptHandle": m["ReceiptHandle"],
+            "body": m["Body"],
+            "eventSource": "aws:sqs",
+            "awsRegion": env.clients.region,
+        }
+        inv = invoke(env, rule, {"Records": [record]}, mode)
+        failures = (inv.result or {}).get("batchItemFailures") or []
+        if failures:
+            inv.error = f"investigation failed for message {m['MessageId']} (SQS redelivers it; then the DLQ keeps it)"
+        sqs.delete_message(QueueUrl=env.investigation_url, ReceiptHandle=m["ReceiptHandle"])
+        out.append(inv)
