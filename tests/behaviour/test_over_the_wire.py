@@ -7,9 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 from moto.server import ThreadedMotoServer
-from tests.conftest import EVENTS
 
 from keyguard.cli import main
+from tests.conftest import EVENTS
 
 
 def _free_port() -> int:
