@@ -53,30 +53,12 @@ class Settings:
         cak = env.get("KEYGUARD_CREATE_ACCESS_KEY_RESPONSE", CAK_QUARANTINE).strip().lower()
         if cak not in CAK_RESPONSES:
             raise ConfigError(f"KEYGUARD_CREATE_ACCESS_KEY_RESPONSE must be one of {CAK_RESPONSES}, got {cak!r}")
-        raw_sev = env.get("KEYGUARD_GUARDDUTY_MIN_SEVERITY", "4")
-        try:
-            severity = float(raw_sev)
-        except ValueError as e:
-            raise ConfigError(f"KEYGUARD_GUARDDUTY_MIN_SEVERITY must be a number, got {raw_sev!r}") from e
-        if not 0 <= severity <= 10:
-            raise ConfigError(f"KEYGUARD_GUARDDUTY_MIN_SEVERITY must be within 0..10, got {severity}")
-        raw_ttl = env.get("KEYGUARD_DEDUP_TTL_SECONDS", str(cls.dedup_ttl_seconds))
-        try:
-            ttl = int(raw_ttl)
-        except ValueError as e:
-            raise ConfigError(f"KEYGUARD_DEDUP_TTL_SECONDS must be an integer, got {raw_ttl!r}") from e
-        if ttl <= 0:
-            raise ConfigError("KEYGUARD_DEDUP_TTL_SECONDS must be positive")
+        severity = _number(env, "KEYGUARD_GUARDDUTY_MIN_SEVERITY", 4.0, float, 0, 10)
+        ttl = int(_number(env, "KEYGUARD_DEDUP_TTL_SECONDS", cls.dedup_ttl_seconds, int, 1, None))
+        days = int(_number(env, "KEYGUARD_INVESTIGATION_LOOKBACK_DAYS", 90, int, 1, 90))  # CloudTrail keeps 90
         tag_key = env.get("KEYGUARD_EXEMPT_TAG_KEY", "keyguard:exempt").strip()
         if not tag_key:
             raise ConfigError("KEYGUARD_EXEMPT_TAG_KEY must not be empty")
-        raw_days = env.get("KEYGUARD_INVESTIGATION_LOOKBACK_DAYS", "90")
-        try:
-            days = int(raw_days)
-        except ValueError as e:
-            raise ConfigError(f"KEYGUARD_INVESTIGATION_LOOKBACK_DAYS must be an integer, got {raw_days!r}") from e
-        if not 1 <= days <= 90:
-            raise ConfigError("KEYGUARD_INVESTIGATION_LOOKBACK_DAYS must be within 1..90 (CloudTrail keeps 90 days)")
         return cls(
             mode=mode,
             topic_arn=env.get("KEYGUARD_TOPIC_ARN") or None,
@@ -115,3 +97,18 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
     if raw not in ("true", "false"):
         raise ConfigError(f"{name} must be true or false, got {raw!r}")
     return raw == "true"
+
+
+def _number(env: Mapping[str, str], name: str, default: float, kind: type, low: float, high: float | None) -> float:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError as e:
+        what = "an integer" if kind is int else "a number"
+        raise ConfigError(f"{name} must be {what}, got {raw!r}") from e
+    if not (low <= value and (high is None or value <= high)):  # written so that NaN fails too
+        bounds = f"within {low}..{high}" if high is not None else f"at least {low}"
+        raise ConfigError(f"{name} must be {bounds}, got {value}")
+    return value

@@ -191,3 +191,32 @@ def test_settings_are_frozen() -> None:
     s = Settings()
     with pytest.raises(AttributeError):
         s.mode = DRY_RUN  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("name", "raw"),
+    [
+        ("KEYGUARD_INVESTIGATION_LOOKBACK_DAYS", "0"),
+        ("KEYGUARD_INVESTIGATION_LOOKBACK_DAYS", "91"),
+        ("KEYGUARD_INVESTIGATION_LOOKBACK_DAYS", "ninety"),
+        ("KEYGUARD_STOP_LAUNCHED_INSTANCES", "yes"),
+        ("KEYGUARD_ENFORCE_IMDSV2", "1"),
+    ],
+)
+def test_investigation_settings_are_validated(name: str, raw: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        Settings.from_env({name: raw})
+
+
+def test_investigation_settings() -> None:
+    s = Settings.from_env(
+        {
+            "KEYGUARD_INVESTIGATION_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/q",
+            "KEYGUARD_INVESTIGATION_LOOKBACK_DAYS": "7",
+            "KEYGUARD_STOP_LAUNCHED_INSTANCES": "TRUE",
+            "KEYGUARD_ENFORCE_IMDSV2": "false",
+        }
+    )
+    assert s.investigation_queue_url.endswith("/q") and s.investigation_lookback_days == 7
+    assert s.stop_launched_instances is True and s.enforce_imdsv2 is False
+    assert Settings.from_env({}).investigation_lookback_days == 90
