@@ -35,8 +35,9 @@ build: $(SAM_VENV)/.installed
 	@if [ -z "$(PY313_DIR)" ]; then echo "sam build needs python3.13 on PATH (the functions' runtime)"; exit 1; fi
 	PATH="$(PY313_DIR):$$PATH" $(SAM_VENV)/bin/sam build --template template.yaml --build-dir .aws-sam/build
 
-bench: $(VENV)/.installed
-	$(BIN)/python benchmarks/cold_start.py
+bench: $(VENV)/.installed ## cold start, calls before containment, warm overhead, scale, Cloud Custodian side by side
+	$(BIN)/python benchmarks/bench.py --with-custodian $(BENCH_ARGS)
+	$(BIN)/python benchmarks/investigation.py
 
 $(VENV)/.installed: pyproject.toml src/requirements.txt
 	$(PYTHON) -m venv $(VENV)

@@ -12,7 +12,12 @@ time until the key is deactivated). This script measures that import in isolatio
   start-up (paid by the runtime either way) is not counted;
 * ``-X importtime`` shows the biggest contributors to each handler's import;
 * keyguard.dedup and the Powertools idempotency utility, imported only after containment, are timed
-  on top of an already imported handler to show what has been deferred off the hot path.
+  on top of an already imported handler to show what has been deferred off the hot path;
+* boto3 alone is timed as the floor every Python responder pays, so the handler's own share shows;
+* the first event of a container also creates keyguard's boto3 session and IAM client before its first
+  containment call (Clients().iam), and the SNS and DynamoDB clients after it: timed on top of the
+  imported handler, as the rest of the cold path before the deny;
+* all of these run interleaved (one process of each per round), so load on the machine hits them alike.
 
 Figures come from this machine's interpreter, not Lambda's python3.13 on its CPU share: compare them
 with one another and against the 0.400 s target, not to the millisecond with production.
@@ -42,6 +47,9 @@ HASH_FILE = VENV / "requirements.sha256"
 EXTRA = ["boto3"]  # provided by the Lambda runtime, not by src/requirements.txt
 HANDLERS = ["handlers.guardduty", "handlers.health", "handlers.access_key_created"]
 DEFERRED = ["keyguard.dedup", "aws_lambda_powertools.utilities.idempotency"]
+# What any Python responder that calls AWS pays: boto3 (which imports botocore). A handler's own cost is
+# its figure minus this floor.
+FLOOR = ["boto3"]
 TARGET_S = 0.400
 # argv[1]: comma-separated modules imported first, untimed; argv[2:]: the modules timed.
 TIMER = (
@@ -85,22 +93,51 @@ def child_env() -> dict[str, str]:
     return env | {"PYTHONPATH": str(SRC), "AWS_DEFAULT_REGION": "us-east-1"}
 
 
-def run_python(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(VENV_PY), *args], capture_output=True, text=True, env=child_env())
+def run_python(*args: str, python: Path = VENV_PY) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(python), *args], capture_output=True, text=True, env=child_env())
 
 
-def time_import(modules: list[str], runs: int, preload: tuple[str, ...] = ()) -> dict:
-    """Median/min/max/spread/stdev of importing `modules` in `runs` fresh processes."""
-    samples = []
-    for _ in range(runs + 1):  # the first run only warms the .pyc caches
-        proc = run_python("-c", TIMER, ",".join(preload), *modules)
-        if proc.returncode != 0:
-            return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1]}
-        samples.append(float(proc.stdout.split()[-1]))
-    samples = samples[1:]
-    stats = {"median": statistics.median(samples), "min": min(samples), "max": max(samples)}
-    stats |= {"spread": stats["max"] - stats["min"], "stdev": statistics.stdev(samples)}
-    return stats | {"samples": samples, "pass": stats["median"] <= TARGET_S}
+# argv[1]: the handler module, imported first, untimed. Then: IAM client (before containment), SNS and
+# DynamoDB clients (after it), each made as keyguard makes them (keyguard.aws.Clients).
+FIRST_CLIENTS = (
+    "import importlib, sys, time\n"
+    "importlib.import_module(sys.argv[1])\n"
+    "from keyguard.aws import Clients\n"
+    "t = time.perf_counter()\n"
+    "c = Clients(); c.iam\n"
+    "a = time.perf_counter() - t\n"
+    "c.sns('arn:aws:sns:us-east-1:123456789012:keyguard'); c.get('dynamodb')\n"
+    "print(a, time.perf_counter() - t - a)\n"
+)
+
+
+def stats(samples: list[float]) -> dict:
+    out = {"median": statistics.median(samples), "min": min(samples), "max": max(samples)}
+    out |= {"spread": out["max"] - out["min"], "stdev": statistics.stdev(samples) if len(samples) > 1 else 0.0}
+    return out | {"samples": samples}
+
+
+def interleaved(jobs: dict[str, list[str]], runs: int, python: Path = VENV_PY) -> dict[str, list[dict]]:
+    """Run each job's `python ARGS` once per round, `runs` rounds after one uncounted warm-up round (it
+    writes the .pyc caches); each job prints floats: stats per printed column."""
+    samples: dict[str, list[list[float]]] = {name: [] for name in jobs}
+    errors: dict[str, str] = {}
+    for round_ in range(runs + 1):
+        for name, args in jobs.items():
+            if name in errors:
+                continue
+            proc = run_python(*args, python=python)
+            if proc.returncode != 0:
+                errors[name] = (proc.stderr.strip().splitlines() or ["failed"])[-1]
+            elif round_:
+                samples[name].append([float(x) for x in proc.stdout.split()])
+    out: dict[str, list[dict]] = {}
+    for name, rows in samples.items():
+        if name in errors:
+            out[name] = [{"error": errors[name]}]
+        else:
+            out[name] = [stats([row[i] for row in rows]) for i in range(len(rows[0]))]
+    return out
 
 
 def offenders(module: str, top: int = 10) -> list[dict]:
@@ -155,13 +192,26 @@ def main() -> int:
         print(f"error: cannot build {VENV}: {exc}", file=sys.stderr)
         return 2
 
-    handlers = {m: time_import([m], args.runs) for m in HANDLERS}
-    deferred = {m: time_import(DEFERRED, args.runs, preload=(m,)) for m in HANDLERS}
+    jobs = {m: ["-c", TIMER, "", m] for m in HANDLERS}
+    jobs |= {f"floor:{m}": ["-c", TIMER, "", m] for m in FLOOR}
+    jobs |= {f"deferred:{m}": ["-c", TIMER, m, *DEFERRED] for m in HANDLERS}
+    jobs |= {f"clients:{m}": ["-c", FIRST_CLIENTS, m] for m in HANDLERS}
+    timed = interleaved(jobs, args.runs)
+    handlers = {
+        m: timed[m][0] | ({"pass": timed[m][0]["median"] <= TARGET_S} if "median" in timed[m][0] else {})
+        for m in HANDLERS
+    }
+    floor = {m: timed[f"floor:{m}"][0] for m in FLOOR}
+    deferred = {m: timed[f"deferred:{m}"][0] for m in HANDLERS}
+    clients = {m: {"iam_before_containment": timed[f"clients:{m}"][0]} for m in HANDLERS}
+    for m in HANDLERS:
+        if len(timed[f"clients:{m}"]) > 1:
+            clients[m]["sns_dynamodb_after"] = timed[f"clients:{m}"][1]
     importtime = {m: offenders(m) for m in HANDLERS}
     python = sys.version.split()[0]
     if args.json:
         out = {"python": python, "runs": args.runs, "setup_s": setup_s, "target_s": TARGET_S}
-        out |= {"handlers": handlers, "importtime": importtime}
+        out |= {"handlers": handlers, "floor": floor, "first_event_clients": clients, "importtime": importtime}
         out["deferred_until_after_containment"] = {"modules": DEFERRED, "after_handler": deferred}
         print(json.dumps(out, indent=2))
         return 0
@@ -170,7 +220,21 @@ def main() -> int:
     print_table("handlers (on the cold-start path)", handlers)
     for name, r in handlers.items():
         print(f"{name}: target <= {TARGET_S:.3f} s: {'PASS' if r.get('pass') else 'FAIL'}")
+    print_table("the floor: what every Python responder imports to call AWS", floor)
+    base = floor["boto3"].get("median")
+    if base is not None:
+        for name, r in handlers.items():
+            if "median" in r:
+                print(f"{name}: {r['median'] - base:+.3f} s on top of boto3 alone")
     print_table(f"deferred until after containment: {' + '.join(DEFERRED)}, imported after", deferred)
+    print_table(
+        "first event, before containment: boto3 session + IAM client (keyguard.aws.Clients().iam)",
+        {m: c["iam_before_containment"] for m, c in clients.items()},
+    )
+    print_table(
+        "first event, after containment: SNS + DynamoDB clients",
+        {m: c.get("sns_dynamodb_after", {"error": "not measured"}) for m, c in clients.items()},
+    )
     for name, rows in importtime.items():
         print(f"\ntop {len(rows)} imports of {name} by cumulative time (-X importtime)")
         print(f"  {'imported':<52} {'cumul ms':>9} {'self ms':>8}")

@@ -10,7 +10,7 @@ from keyguard.aws import Clients, error_code
 from keyguard.errors import KeyguardError, MalformedEvent, ResponseFailed
 from keyguard.incident import Incident
 from keyguard.plan import NO_ACTION, Outcome
-from keyguard.respond import Response, respond
+from keyguard.respond import Response, finish, respond
 from keyguard.settings import Settings
 
 Extractor = Callable[[Any], list[Incident]]
@@ -43,7 +43,7 @@ class Runtime:
 
     @property
     def notifier(self) -> Any:
-        """Created on first use, after containment: the idempotency import it needs is not cheap."""
+        """Created on first use, after containment (the idempotency utility it imports brings boto3)."""
         if self._notifier is None:
             from keyguard.dedup import Notifier
 
@@ -71,8 +71,13 @@ class Runtime:
             raise
         settings = self.settings
         account = _account_of(context)
-        # Containment first: every key of the event is contained before anything is announced.
-        responses = [respond(i, settings, self.clients.iam, account=account) for i in incidents]
+        if self._notifier is not None:
+            self._notifier.sent.clear()  # a warm container keeps only this invocation's messages
+        # Containment first: every key of the event is contained before anything is recorded or announced.
+        iam = self.clients.iam
+        responses = [respond(i, settings, iam, account=account, defer_records=True) for i in incidents]
+        for r in responses:
+            finish(r, iam)
         for r in responses:
             self._log(
                 "info",

@@ -26,10 +26,16 @@ class Clients:
 
     @property
     def session(self) -> Any:
-        """The boto3 session every client is made from (the local CloudTrail stand-in hooks into it)."""
+        """The session every client is made from: botocore's own, or a boto3 Session passed in (the
+        operator commands pass one for --profile)."""
         if self._session is None:
             self._session = boto3.session.Session()
         return self._session
+
+    @property
+    def events(self) -> Any:
+        """The session's event emitter: hooks registered here reach every client made afterwards."""
+        return event_emitter(self.session)
 
     @property
     def region(self) -> str:
@@ -40,7 +46,8 @@ class Clients:
         found = self._clients.get(key)
         if found is None:
             config = Config(retries=self._retries, connect_timeout=5, read_timeout=15)
-            found = self.session.client(service, region_name=key[1], config=config)
+            make = getattr(self.session, "create_client", None) or self.session.client  # botocore | boto3
+            found = make(service, region_name=key[1], config=config)
             self._clients[key] = found
         return found
 
@@ -59,3 +66,9 @@ def error_code(exc: BaseException) -> str | None:
     if isinstance(response, dict):
         return response.get("Error", {}).get("Code")
     return None
+
+
+def event_emitter(session: Any) -> Any:
+    """The event emitter of a boto3 Session (`.events`) or a botocore Session (its component)."""
+    found = getattr(session, "events", None)
+    return found if found is not None else session.get_component("event_emitter")

@@ -176,12 +176,18 @@ def message(r: Response) -> dict[str, Any]:
     return package(subject(r), body(r), document(r), r.incident.source.value, level(r), r.outcome.value)
 
 
+BODY_MAX = 200_000  # SNS messages are limited to 256 KiB (all parts together)
+
+
 def package(subject_text: str, text: str, doc: dict[str, Any], source: str, severity: str, outcome: str) -> dict:
     """sns.publish arguments: text for people (default, email), JSON for machines (sqs, lambda, http[s]),
-    and message attributes for subscription filter policies."""
+    and message attributes for subscription filter policies. Oversized messages are cut, and say so."""
     machine = json.dumps(doc, sort_keys=True, default=str)
+    if len(text) + len(machine) > BODY_MAX:
+        text = text[: BODY_MAX // 4] + "\n... (cut: the message was too long for SNS)"
+        machine = json.dumps({**doc, "truncated": True}, sort_keys=True, default=str)[: BODY_MAX // 2]
     return {
-        "Subject": subject_text,
+        "Subject": clean_subject(subject_text),
         "MessageStructure": "json",
         "Message": json.dumps(
             {

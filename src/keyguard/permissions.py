@@ -12,6 +12,7 @@ from keyguard.investigate.ec2 import DESCRIBE_PERMISSIONS
 from keyguard.investigate.handoff import HANDOFF_PERMISSIONS
 from keyguard.investigate.trail import LOOKUP_PERMISSIONS
 from keyguard.notify import NOTIFY_PERMISSIONS
+from keyguard.operator.audit import AUDIT_PERMISSIONS
 from keyguard.plan import possible_actions
 from keyguard.respond import EXEMPTION_PERMISSIONS, LOOKUP_OWNER_PERMISSIONS
 
@@ -22,6 +23,9 @@ FUNCTIONS = {
     "AccessKeyCreatedFunction": Source.CREATE_ACCESS_KEY,
     "InvestigationFunction": Source.INVESTIGATION,
 }
+
+# Functions no trigger drives (template.yaml logical id -> the reads they need, all on "*").
+SCHEDULED_FUNCTIONS = {"AuditFunction": frozenset(AUDIT_PERMISSIONS)}
 
 # Reads that IAM cannot scope to a resource (the template grants them on "*"; nothing else is).
 UNSCOPABLE_READS = frozenset(LOOKUP_PERMISSIONS) | frozenset(DESCRIBE_PERMISSIONS)

@@ -28,6 +28,8 @@ class Response:
     results: list[ActionResult] = field(default_factory=list)
     dry_run: bool = False
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    pending: list[Action] = field(default_factory=list)  # records held back by respond(defer_records=True)
+    _actions: list[Action] = field(default_factory=list, repr=False)
 
     @property
     def failed(self) -> bool:
@@ -51,8 +53,12 @@ def respond(
     *,
     account: str | None = None,
     now: datetime | None = None,
+    defer_records: bool = False,
 ) -> Response:
-    """Contain one incident. Never raises for AWS errors: they are results; the caller raises after notifying."""
+    """Contain one incident. Never raises for AWS errors: they are results; the caller raises after notifying.
+
+    With defer_records, the actions that only write down what was done (tags) are left in
+    `response.pending` for `finish()`: an event naming many keys then denies them all first."""
     now = now or datetime.now(UTC)
     response = Response(incident, Outcome.FAILED, dry_run=settings.dry_run, at=now)
     early = triage(incident, settings, account)
@@ -60,7 +66,7 @@ def respond(
         response.outcome, response.reason = early
         return response
     try:
-        return _contain(incident, settings, iam, now, response)
+        return _contain(incident, settings, iam, now, response, defer_records)
     except _OwnerLookupFailed as e:
         response.results.append(e.result)
         response.outcome = Outcome.FAILED
@@ -68,7 +74,9 @@ def respond(
         return response
 
 
-def _contain(incident: Incident, settings: Settings, iam: Any, now: datetime, response: Response) -> Response:
+def _contain(
+    incident: Incident, settings: Settings, iam: Any, now: datetime, response: Response, defer_records: bool
+) -> Response:
     named = incident.principal_name
     verified = False
     if not owner_is_verifiable(incident):
@@ -95,13 +103,25 @@ def _contain(incident: Incident, settings: Settings, iam: Any, now: datetime, re
         actions = plan_actions(incident, owner, now)
         result = actions[0].run(iam)
     response.results = [result]
+    response._actions = actions
     for action in actions[1:]:
         if action.records and response.failures:  # never write down a containment that did not happen
             skipped = ActionResult(action.name, action.target, Status.SKIPPED, "containment failed: not recorded")
             response.results.append(skipped)
+        elif action.records and defer_records:
+            response.pending.append(action)
         else:
             response.results.append(action.run(iam))
     return _conclude(response, incident, actions)
+
+
+def finish(response: Response, iam: Any) -> Response:
+    """Run the records respond(defer_records=True) held back, and conclude again."""
+    while response.pending:
+        response.results.append(response.pending.pop(0).run(iam))
+    if response._actions:
+        _conclude(response, response.incident, response._actions)
+    return response
 
 
 def _stopped_for(response: Response, incident: Incident, owner: str | None, settings: Settings, iam: Any) -> bool:

@@ -29,12 +29,14 @@ def moto_server() -> Iterator[str]:
         server.stop()
 
 
-def test_invoke_contains_the_key_on_the_emulator(moto_server: str, capsys) -> None:
+def test_invoke_contains_and_investigates_on_the_emulator(moto_server: str, capsys) -> None:
     code = main(["--endpoint-url", moto_server, "invoke", str(EVENTS / "guardduty-iam-user.json")])
     out = capsys.readouterr().out
     assert code == 0, out
     assert "outcome: contained" in out
-    assert "topic delivered 1 message(s)" in out
+    assert "outcome: investigated" in out  # the investigation ran over the wire too
+    assert "topic delivered 2 message(s)" in out
+    assert "user/backdoor-admin inline policies: [] -> ['keyguard-quarantine']" in out
     lines = [line for line in out.splitlines() if "user/alice key" in line]
     assert sorted(line.rsplit(": ", 1)[1] for line in lines) == ["Active -> Active", "Active -> Inactive"]
     assert "user/alice inline policies: [] -> ['keyguard-quarantine']" in out

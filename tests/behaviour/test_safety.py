@@ -207,6 +207,10 @@ def test_malformed_event_raises_a_domain_error_and_does_nothing(account) -> None
         ("health-credentials-exposed.json", ["GetAccessKeyLastUsed", "UpdateAccessKey", "PutUserPolicy", "TagUser"]),
         ("cloudtrail-create-access-key.json", ["ListUserTags", "UpdateAccessKey", "PutUserPolicy", "TagUser"]),
         ("guardduty-assumed-role-exfiltration.json", ["PutRolePolicy", "TagRole"]),
+        (  # every key of the event is denied before anything is recorded
+            "health-iam-quarantine.json",
+            ["GetAccessKeyLastUsed", "UpdateAccessKey", "PutUserPolicy"] * 2 + ["TagUser", "TagUser"],
+        ),
         ("guardduty-root.json", []),
         ("guardduty-sample.json", []),
     ],
@@ -242,3 +246,18 @@ def test_containment_is_recorded_on_the_user(account) -> None:
     assert set(tags) == {"keyguard:contained-at", "keyguard:incident", "keyguard:reason", f"keyguard:leaked:{named}"}
     assert tags["keyguard:incident"] == f"guardduty:a4c1e9b27d5f4e0c9b8a7f6e5d4c3b2a:{named}"
     assert "UnauthorizedAccess:IAMUser/TorIPCaller" in tags["keyguard:reason"]
+
+
+def test_a_warm_container_keeps_only_the_current_invocations_messages(account, monkeypatch) -> None:
+    from handlers.guardduty import lambda_handler
+    from keyguard.local import emulator
+
+    monkeypatch.setenv("KEYGUARD_TOPIC_ARN", account.topic_arn)
+    monkeypatch.setenv("KEYGUARD_IDEMPOTENCY_TABLE", account.table)
+    monkeypatch.setenv("KEYGUARD_INVESTIGATION_QUEUE_URL", account.investigation_url)
+    context = emulator.FakeContext("f", "arn:aws:lambda:us-east-1:123456789012:function:f")
+    lambda_handler.runtime.reset(clients=account.clients)
+    seeded = emulator.seed(account.clients.iam, load_event("guardduty-iam-user.json"))
+    for event in (seeded.event, load_event("guardduty-sample.json"), load_event("guardduty-root.json")):
+        lambda_handler(event, context)
+        assert len(lambda_handler.runtime.notifier.sent) == 1  # not one more per event: no leak

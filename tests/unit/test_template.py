@@ -76,13 +76,16 @@ def test_opt_in_ec2_actions_are_granted_only_when_opted_in() -> None:
 
 def test_no_role_may_write_on_everything() -> None:
     roles = [rid for rid, r in RESOURCES.items() if r["Type"] == "AWS::IAM::Role"]
-    assert len(roles) == len(permissions.FUNCTIONS)
+    assert len(roles) == len(permissions.FUNCTIONS) + len(permissions.SCHEDULED_FUNCTIONS)
     for rid in roles:
         for s in _statements(rid):
             assert s["Effect"] == "Allow"
             actions = set(_as_list(s["Action"]))
             if "*" in _as_list(s["Resource"]):  # only reads that IAM cannot scope to a resource
-                assert actions <= permissions.UNSCOPABLE_READS, (rid, s)
+                reads = permissions.UNSCOPABLE_READS | permissions.SCHEDULED_FUNCTIONS.get(
+                    rid.removesuffix("Role"), set()
+                )
+                assert actions <= reads, (rid, s)
             for action in actions:
                 assert "*" not in action, (rid, action)
 
@@ -100,7 +103,7 @@ def test_iam_writes_are_scoped_to_users_or_roles_of_this_account(function_id: st
 
 def test_functions_are_the_ones_the_code_knows_and_their_handlers_import() -> None:
     functions = {rid: r for rid, r in RESOURCES.items() if r["Type"] == "AWS::Serverless::Function"}
-    assert set(functions) == set(permissions.FUNCTIONS)
+    assert set(functions) == set(permissions.FUNCTIONS) | set(permissions.SCHEDULED_FUNCTIONS)
     for resource in functions.values():
         module, name = resource["Properties"]["Handler"].rsplit(".", 1)
         assert callable(getattr(importlib.import_module(module), name))
@@ -170,3 +173,12 @@ def test_failed_events_are_kept_encrypted_and_announced() -> None:
     assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": "DeadLetterQueue.QueueName"}]
     ttl = RESOURCES["IdempotencyTable"]["Properties"]["TimeToLiveSpecification"]
     assert ttl == {"AttributeName": "expiration", "Enabled": True}  # Powertools' default attribute
+
+
+def test_audit_role_only_reads_and_reports() -> None:
+    statements = _statements("AuditFunctionRole")
+    granted = {a for s in statements for a in _as_list(s["Action"])}
+    assert granted == set(permissions.SCHEDULED_FUNCTIONS["AuditFunction"]) | {"sns:Publish"} | (
+        permissions.PLATFORM_PERMISSIONS
+    )
+    assert not [a for a in granted if a.startswith("iam:") and not a.startswith(("iam:Get", "iam:Generate"))]

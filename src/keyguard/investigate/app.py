@@ -19,6 +19,8 @@ class InvestigationRuntime(Runtime):
         if not isinstance(records, list):
             raise MalformedEvent("an SQS event has a Records list")
         failures = []
+        if self._notifier is not None:
+            self._notifier.sent.clear()  # a warm container keeps only this invocation's messages
         for record in records:
             ident = record.get("messageId") if isinstance(record, dict) else None
             try:

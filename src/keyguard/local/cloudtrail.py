@@ -22,6 +22,7 @@ from typing import Any
 
 from botocore.awsrequest import AWSResponse
 
+from keyguard.aws import event_emitter
 from keyguard.local.emulator import REPO, _ensure_role, _ensure_user
 
 HISTORY = REPO / "events" / "cloudtrail-history"
@@ -46,8 +47,8 @@ class FakeCloudTrail:
         self._lock = threading.Lock()
 
     def install(self, session: Any) -> FakeCloudTrail:
-        """Answer LookupEvents for every client the boto3 session creates from now on."""
-        session.events.register_first("before-send.cloudtrail.LookupEvents", self._answer)
+        """Answer LookupEvents for every client the (boto3 or botocore) session creates from now on."""
+        event_emitter(session).register_first("before-send.cloudtrail.LookupEvents", self._answer)
         return self
 
     def _answer(self, request: Any, **_: Any) -> AWSResponse:
