@@ -13,12 +13,12 @@ PY313_DIR := $(patsubst %/,%,$(dir $(PY313)))
 export SAM_CLI_TELEMETRY := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test lint unit validate build bench clean
+.PHONY: demo test lint unit static validate build bench burst clean
 
 demo: $(VENV)/.installed ## run every events/*.json through keyguard against an emulated account
 	$(BIN)/keyguard demo
 
-test: lint unit validate build ## everything CI runs
+test: lint unit static validate build ## everything CI runs
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check src tests benchmarks
@@ -26,6 +26,9 @@ lint: $(VENV)/.installed
 
 unit: $(VENV)/.installed
 	$(BIN)/python -m pytest
+
+static: ## checkov, bandit, parliament, pip-audit (own venv .venv-scan); SKIPPED is printed, not passed
+	PYTHON=$(PYTHON) scripts/static_checks.sh
 
 validate: $(VENV)/.installed $(SAM_VENV)/.installed
 	$(BIN)/cfn-lint template.yaml
@@ -39,6 +42,9 @@ bench: $(VENV)/.installed ## cold start, calls before containment, warm overhead
 	$(BIN)/python benchmarks/bench.py --with-custodian $(BENCH_ARGS)
 	$(BIN)/python benchmarks/investigation.py
 
+burst: $(VENV)/.installed ## 1,000 findings, 20% of IAM calls throttled: contained, lost, time, calls, retries
+	$(BIN)/python benchmarks/burst.py
+
 $(VENV)/.installed: pyproject.toml src/requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
@@ -51,4 +57,4 @@ $(SAM_VENV)/.installed:
 	touch $@
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) .aws-sam .bench
+	rm -rf $(VENV) $(SAM_VENV) .venv-scan .aws-sam .bench

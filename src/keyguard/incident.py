@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 
 # Access key ids: 4-letter prefix (AKIA long-term, ASIA temporary) and 16 upper-case letters or digits.
@@ -86,8 +87,20 @@ class Incident:
     sample: bool = False
     evidence: Evidence = field(default_factory=Evidence)
     principal_id: str | None = None
+    observed_at: datetime | None = None  # the EventBridge envelope's time: stable across redeliveries
 
     @property
     def incident_id(self) -> str:
         """Stable across redeliveries and GuardDuty's re-emissions of the same finding."""
         return f"{self.source.value}:{self.source_id}:{self.key_id}"
+
+
+def envelope_time(value: object) -> datetime | None:
+    """The envelope's `time` (ISO 8601, UTC), or None when absent or not a time."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -176,36 +176,65 @@ def message(r: Response) -> dict[str, Any]:
     return package(subject(r), body(r), document(r), r.incident.source.value, level(r), r.outcome.value)
 
 
-BODY_MAX = 200_000  # SNS messages are limited to 256 KiB (all parts together)
+SNS_MAX_BYTES = 262_144  # one message: body, subject and attributes together (256 KiB)
 
 
 def package(subject_text: str, text: str, doc: dict[str, Any], source: str, severity: str, outcome: str) -> dict:
     """sns.publish arguments: text for people (default, email), JSON for machines (sqs, lambda, http[s]),
-    and message attributes for subscription filter policies. Oversized messages are cut, and say so."""
-    machine = json.dumps(doc, sort_keys=True, default=str)
-    if len(text) + len(machine) > BODY_MAX:
-        text = text[: BODY_MAX // 4] + "\n... (cut: the message was too long for SNS)"
-        machine = json.dumps({**doc, "truncated": True}, sort_keys=True, default=str)[: BODY_MAX // 2]
-    return {
-        "Subject": clean_subject(subject_text),
-        "MessageStructure": "json",
-        "Message": json.dumps(
-            {
-                "default": text,
-                "email": text,
-                "email-json": machine,
-                "sqs": machine,
-                "lambda": machine,
-                "https": machine,
-                "http": machine,
-            }
-        ),
-        "MessageAttributes": {
-            "source": {"DataType": "String", "StringValue": source},
-            "severity": {"DataType": "String", "StringValue": severity},
-            "outcome": {"DataType": "String", "StringValue": outcome},
-        },
+    and message attributes for subscription filter policies.
+
+    Always within SNS's limit, measured on what is sent: the facts appear in 7 protocol copies, JSON-escaped
+    twice (a non-ASCII character can take 7 bytes), and event text is attacker-influenced (a user agent, an
+    API name). When the whole does not fit, every string in the document is cut (the document stays valid
+    JSON and says "truncated": true), and so is the text, more each round, until it fits."""
+    attributes = {
+        "source": {"DataType": "String", "StringValue": source},
+        "severity": {"DataType": "String", "StringValue": severity},
+        "outcome": {"DataType": "String", "StringValue": outcome},
     }
+    subject_text = clean_subject(subject_text)
+    limit = None
+    while True:
+        body, machine_doc = text, doc
+        if limit is not None:
+            body = text if len(text) <= limit * 16 else text[: limit * 16] + "\n... (cut: too long for SNS)"
+            machine_doc = {**_cut_strings(doc, limit), "truncated": True}
+        machine = json.dumps(machine_doc, sort_keys=True, default=str)
+        msg = {
+            "Subject": subject_text,
+            "MessageStructure": "json",
+            "Message": json.dumps(
+                {
+                    "default": body,
+                    "email": body,
+                    "email-json": machine,
+                    "sqs": machine,
+                    "lambda": machine,
+                    "https": machine,
+                    "http": machine,
+                }
+            ),
+            "MessageAttributes": attributes,
+        }
+        if _size(msg) <= SNS_MAX_BYTES or limit == 8:
+            return msg
+        limit = 1024 if limit is None else max(8, limit // 4)
+
+
+def _size(msg: dict[str, Any]) -> int:
+    attributes = msg["MessageAttributes"].items()
+    attrs = sum(len(k) + len(v["DataType"]) + len(v["StringValue"].encode()) for k, v in attributes)
+    return len(msg["Message"].encode()) + len(msg["Subject"].encode()) + attrs
+
+
+def _cut_strings(value: Any, limit: int) -> Any:
+    if isinstance(value, str):
+        return value if len(value) <= limit else value[:limit] + " [cut]"
+    if isinstance(value, dict):
+        return {k: _cut_strings(v, limit) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_cut_strings(v, limit) for v in value]
+    return value
 
 
 def clean_subject(text: str) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from keyguard.actions import (
@@ -100,7 +100,7 @@ def plan_actions(incident: Incident, owner: str, now: datetime) -> list[Action]:
     then the record of it on the principal (tags), which comes after the deny."""
     record = containment_tags(incident, now)
     if incident.principal_type is PrincipalType.ASSUMED_ROLE:
-        return [RevokeRoleSessions(owner, now), RecordOnRole(owner, record)]
+        return [RevokeRoleSessions(owner, role_cutoff(incident, now)), RecordOnRole(owner, record)]
     if not is_long_term(incident.key_id):
         # A user's session credentials (GetSessionToken): the key that minted them is unknown, so deny
         # everything the user can do until a human rotates the user's keys.
@@ -110,6 +110,20 @@ def plan_actions(incident: Incident, owner: str, now: datetime) -> list[Action]:
         return [key, RevokeUserSessions(owner, now), RecordOnUser(owner, record)]
     leaked = ((f"{TAG_PREFIX}leaked:{incident.key_id}", _stamp(now)),)
     return [DeactivateAccessKey(owner, incident.key_id), QuarantineUser(owner), RecordOnUser(owner, record + leaked)]
+
+
+FRESH = timedelta(minutes=15)
+
+
+def role_cutoff(incident: Incident, now: datetime) -> datetime:
+    """Role sessions issued before this are denied. The event's own time when it is fresh, so that a
+    redelivery (Lambda's retries, EventBridge's at-least-once) writes the same policy; otherwise now, so
+    that an event replayed late (from the dead-letter queue) never leaves later sessions alive. Stolen
+    instance-role credentials are the metadata service's current ones, issued before the finding."""
+    seen = incident.observed_at
+    if seen is not None and now - FRESH <= seen <= now:
+        return seen
+    return now
 
 
 def containment_tags(incident: Incident, now: datetime) -> tuple[tuple[str, str], ...]:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from keyguard.actions import NOT_FOUND, Action, ActionResult, DeactivateAccessKey, Status
+from keyguard.actions import NOT_FOUND, TAG_PREFIX, Action, ActionResult, DeactivateAccessKey, Status, tag_value
 from keyguard.aws import error_code
 from keyguard.incident import Incident, Kind
 from keyguard.plan import Outcome, owner_is_verifiable, plan_actions, protection, triage
@@ -29,6 +29,7 @@ class Response:
     dry_run: bool = False
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
     pending: list[Action] = field(default_factory=list)  # records held back by respond(defer_records=True)
+    first_contained: datetime | None = None  # when this incident was first contained (a redelivery)
     _actions: list[Action] = field(default_factory=list, repr=False)
 
     @property
@@ -88,7 +89,7 @@ def _contain(
     if _stopped_for(response, incident, owner, settings, iam):
         return response
 
-    actions = plan_actions(incident, owner, now)
+    actions = plan_actions(incident, owner, response.first_contained or now)
     if settings.dry_run:
         response.results = [a.dry_run() for a in actions]
         response.outcome, response.reason = Outcome.WOULD_CONTAIN, "Dry-run: nothing was changed."
@@ -100,12 +101,20 @@ def _contain(
         owner = _lookup_owner(iam, incident.key_id)
         if _stopped_for(response, incident, owner, settings, iam):
             return response
-        actions = plan_actions(incident, owner, now)
+        actions = plan_actions(incident, owner, response.first_contained or now)
         result = actions[0].run(iam)
+    elif result.error_code == NOT_FOUND and not owner_is_verifiable(incident):
+        # session credentials of a user or role that does not exist (any more): nothing to contain
+        response.results = [replace(result, status=Status.SKIPPED, detail=f"{result.detail[:120]}: not found")]
+        return _not_found(response)
     response.results = [result]
     response._actions = actions
     for action in actions[1:]:
-        if action.records and response.failures:  # never write down a containment that did not happen
+        if action.records and not any(r.status is Status.DONE for r in response.results):
+            # never write down a containment that did not happen (failed, or nothing there to contain)
+            why = "containment failed: not recorded" if response.failures else "nothing was contained: not recorded"
+            response.results.append(ActionResult(action.name, action.target, Status.SKIPPED, why))
+        elif action.records and response.failures:
             skipped = ActionResult(action.name, action.target, Status.SKIPPED, "containment failed: not recorded")
             response.results.append(skipped)
         elif action.records and defer_records:
@@ -134,7 +143,7 @@ def _stopped_for(response: Response, incident: Incident, owner: str | None, sett
     named = incident.principal_name
     if named and named != owner:
         response.owner_note = f"the event named user {named!r}, but IAM says the key belongs to {owner!r}"
-    stop = protection(incident, owner, settings) or _exemption(incident, owner, settings, iam)
+    stop = protection(incident, owner, settings) or _exemption(response, incident, owner, settings, iam)
     if stop:
         response.outcome, response.reason = stop
     return stop is not None
@@ -179,8 +188,11 @@ def _lookup_owner(iam: Any, key_id: str) -> str | None:
         raise _OwnerLookupFailed(ActionResult("lookup-owner", key_id, Status.FAILED, f"{code}: {e}"[:300], code)) from e
 
 
-def _exemption(incident: Incident, user: str, settings: Settings, iam: Any) -> tuple[Outcome, str] | None:
-    """New keys of users tagged <ExemptTagKey>=true are reported, not acted on (one call)."""
+def _exemption(
+    response: Response, incident: Incident, user: str, settings: Settings, iam: Any
+) -> tuple[Outcome, str] | None:
+    """New keys of users tagged <ExemptTagKey>=true are reported, not acted on (one call). The same tags
+    say whether this incident was contained before (a redelivery): its cut-off time is then kept."""
     if incident.kind is not Kind.NEW_KEY:
         return None
     try:
@@ -192,7 +204,16 @@ def _exemption(incident: Incident, user: str, settings: Settings, iam: Any) -> t
         raise _OwnerLookupFailed(
             ActionResult("check-exemption", f"user {user}", Status.FAILED, f"{code}: {e}"[:300], code)
         ) from e
-    for tag in tags:
-        if tag.get("Key") == settings.exempt_tag_key and str(tag.get("Value", "")).lower() == "true":
-            return Outcome.EXEMPT, f"User {user} is tagged {settings.exempt_tag_key}=true: notify only."
+    found = {str(t.get("Key")): str(t.get("Value", "")) for t in tags}
+    if found.get(settings.exempt_tag_key, "").lower() == "true":
+        return Outcome.EXEMPT, f"User {user} is tagged {settings.exempt_tag_key}=true: notify only."
+    if found.get(f"{TAG_PREFIX}incident") == tag_value(incident.incident_id):
+        response.first_contained = _parse_stamp(found.get(f"{TAG_PREFIX}contained-at"))
     return None
+
+
+def _parse_stamp(text: str | None) -> datetime | None:
+    try:
+        return datetime.strptime(text or "", "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import product
 from pathlib import Path
 from typing import Any
@@ -510,3 +510,20 @@ def test_fixture_triage(name: str, extract: Any, expected: list[Outcome | None])
     incidents = extract(json.loads((EVENTS / name).read_text()))
     decisions = [triage(i, DEFAULTS, ACCOUNT) for i in incidents]
     assert [d[0] if d else None for d in decisions] == expected
+
+
+@pytest.mark.parametrize(
+    ("observed", "expected"),
+    [
+        (NOW - timedelta(minutes=2), NOW - timedelta(minutes=2)),  # fresh: redeliveries write the same policy
+        (NOW - timedelta(hours=3), NOW),  # replayed late (e.g. from the DLQ): never leave later sessions alive
+        (NOW + timedelta(minutes=5), NOW),  # a clock that is ahead is not trusted
+        (None, NOW),
+    ],
+)
+def test_role_revocation_cutoff(observed, expected) -> None:
+    from keyguard.plan import role_cutoff
+
+    assert role_cutoff(replace(ROLE, observed_at=observed), NOW) == expected
+    revoke, _ = plan_actions(replace(ROLE, observed_at=observed), "web-app-role", NOW)
+    assert revoke.before == expected

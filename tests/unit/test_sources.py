@@ -11,6 +11,7 @@ import json
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,7 @@ GD_IAM_USER = Incident(
     region="us-east-1",
     source_id="a4c1e9b27d5f4e0c9b8a7f6e5d4c3b2a",
     event_id="6f1d2a3b-4c5d-4e6f-8a7b-9c0d1e2f3a4b",
+    observed_at=datetime(2025, 3, 10, 14, 10, 0, tzinfo=UTC),
     finding_type="UnauthorizedAccess:IAMUser/TorIPCaller",
     severity=5.0,
     sample=False,
@@ -127,6 +129,7 @@ EXPECTED: dict[str, list[Incident]] = {
             region="us-east-1",
             source_id="c7f3a1d95e2b4c8a9f0e1d2c3b4a5968",
             event_id="0b9e8d7c-6a5f-4e3d-9c2b-1a0f9e8d7c6b",
+            observed_at=datetime(2025, 3, 11, 8, 25, 0, tzinfo=UTC),
             finding_type="UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS",
             severity=8.0,
             sample=False,
@@ -155,6 +158,7 @@ EXPECTED: dict[str, list[Incident]] = {
             region="us-east-1",
             source_id="e2b8d4f60a1c4e7b8d9c0a1b2c3d4e5f",
             event_id="3e2d1c0b-9a8f-4e7d-b6c5-a4b3c2d1e0f9",
+            observed_at=datetime(2025, 3, 12, 21, 40, 0, tzinfo=UTC),
             finding_type="Recon:IAMUser/MaliciousIPCaller.Custom",
             severity=5.0,
             sample=False,
@@ -184,6 +188,7 @@ EXPECTED: dict[str, list[Incident]] = {
             region="us-east-1",
             source_id="5d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a",
             event_id="9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d",
+            observed_at=datetime(2025, 3, 13, 10, 5, 0, tzinfo=UTC),
             finding_type="UnauthorizedAccess:IAMUser/MaliciousIPCaller",
             severity=5.0,
             sample=True,
@@ -212,6 +217,7 @@ EXPECTED: dict[str, list[Incident]] = {
             region="us-east-1",
             source_id="f0e1d2c3b4a5968778695a4b3c2d1e0f",
             event_id="7c6b5a49-3827-4165-9f0e-d1c2b3a49586",
+            observed_at=datetime(2025, 3, 14, 16, 50, 0, tzinfo=UTC),
             finding_type="Stealth:IAMUser/CloudTrailLoggingDisabled",
             severity=2.0,
             sample=False,
@@ -241,6 +247,7 @@ EXPECTED: dict[str, list[Incident]] = {
             source_id="arn:aws:health:us-east-1::event/RISK/AWS_RISK_CREDENTIALS_EXPOSED/"
             "AWS_RISK_CREDENTIALS_EXPOSED-Kq7RtW2xLm",
             event_id="d4c3b2a1-0f9e-4d8c-a7b6-c5d4e3f2a1b0",
+            observed_at=datetime(2025, 3, 15, 3, 12, 44, tzinfo=UTC),
             finding_type="AWS_RISK_CREDENTIALS_EXPOSED",
             severity=None,
             sample=False,
@@ -259,6 +266,7 @@ EXPECTED: dict[str, list[Incident]] = {
             region="global",
             source_id="arn:aws:health:global::event/RISK/AWS_RISK_IAM_QUARANTINE/AWS_RISK_IAM_QUARANTINE-Zp4NcY8vQe",
             event_id="a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d",
+            observed_at=datetime(2025, 3, 16, 11, 47, 20, tzinfo=UTC),
             finding_type="AWS_RISK_IAM_QUARANTINE",
             severity=None,
             sample=False,
@@ -278,6 +286,7 @@ EXPECTED: dict[str, list[Incident]] = {
             region="us-east-1",
             source_id="1f2e3d4c-5b6a-4978-8a9b-0c1d2e3f4a5b",
             event_id="e5f6a7b8-c9d0-4e1f-a2b3-c4d5e6f7a8b9",
+            observed_at=datetime(2025, 3, 17, 9, 41, 27, tzinfo=UTC),
             finding_type="CreateAccessKey",
             severity=None,
             sample=False,

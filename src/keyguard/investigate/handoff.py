@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from keyguard.errors import MalformedEvent
-from keyguard.incident import Evidence, Incident, Kind, PrincipalType, Source
+from keyguard.incident import Evidence, Incident, Kind, PrincipalType, Source, envelope_time
 from keyguard.plan import Outcome
 from keyguard.respond import Response
 
@@ -29,6 +29,7 @@ def send(sqs: Any, queue_url: str, response: Response) -> None:
 def payload(response: Response) -> dict[str, Any]:
     """What containment hands to investigation (the SQS message body)."""
     incident = asdict(response.incident)
+    incident["observed_at"] = response.incident.observed_at.isoformat() if response.incident.observed_at else None
     return {
         "keyguard": 1,
         "incident": incident,
@@ -50,6 +51,7 @@ def from_payload(body: dict[str, Any]) -> tuple[Incident, str | None, datetime]:
                 "kind": Kind(raw["kind"]),
                 "principal_type": PrincipalType(raw["principal_type"]),
                 "evidence": evidence,
+                "observed_at": envelope_time(raw.get("observed_at")),
             }
         )
         at = datetime.fromisoformat(body["at"])

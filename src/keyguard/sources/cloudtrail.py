@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from keyguard.errors import MalformedEvent
-from keyguard.incident import Evidence, Incident, Kind, PrincipalType, Source, is_key_id, is_long_term
+from keyguard.incident import Evidence, Incident, Kind, PrincipalType, Source, envelope_time, is_key_id, is_long_term
 from keyguard.sources._fields import envelope, obj, opt_account, opt_obj, opt_text, text
 
 SOURCE = "aws.iam"
@@ -48,6 +48,7 @@ def extract(event: Any) -> list[Incident]:
             region=opt_text(detail, "awsRegion") or opt_text(event, "region") or "",
             source_id=text(detail, "eventID", "detail"),
             event_id=event["id"],
+            observed_at=envelope_time(event.get("time")),
             finding_type="CreateAccessKey",
             evidence=Evidence(
                 source_ip=opt_text(detail, "sourceIPAddress"),

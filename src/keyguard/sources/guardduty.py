@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from keyguard.errors import MalformedEvent
-from keyguard.incident import Evidence, Incident, Kind, PrincipalType, Source, is_key_id
+from keyguard.incident import Evidence, Incident, Kind, PrincipalType, Source, envelope_time, is_key_id
 from keyguard.sources._fields import envelope, obj, opt_account, opt_obj, opt_text, text
 
 SOURCE = "aws.guardduty"
@@ -52,6 +52,7 @@ def extract(event: Any) -> list[Incident]:
             region=opt_text(detail, "region") or opt_text(event, "region") or "",
             source_id=finding_id,
             event_id=event["id"],
+            observed_at=envelope_time(event.get("time")),
             finding_type=finding_type,
             severity=float(severity),
             sample=sample,

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from keyguard.errors import MalformedEvent
-from keyguard.incident import Evidence, Incident, Kind, PrincipalType, Source, is_key_id
+from keyguard.incident import Evidence, Incident, Kind, PrincipalType, Source, envelope_time, is_key_id
 from keyguard.sources._fields import envelope, opt_text, text
 
 SOURCE = "aws.health"
@@ -49,6 +49,7 @@ def extract(event: Any) -> list[Incident]:
             region=region,
             source_id=event_arn,
             event_id=event["id"],
+            observed_at=envelope_time(event.get("time")),
             finding_type=code,
             evidence=evidence,
         )

@@ -1,0 +1,712 @@
+"""The fault matrix: every AWS call a response makes x every kind of fault, against moto.
+
+Each fault is injected at botocore's `before-send` seam (tests/faults.py): the request never reaches the
+emulator, botocore parses the injected answer (or the raised transport error) and its standard retry mode
+(1 attempt + 5 retries) runs as it would against AWS. Only the pause between attempts is recorded instead of slept
+(faults.Backoff), so the matrix takes seconds.
+
+For each cell the test asserts what happened, from the emulator's IAM state and the messages on the topic:
+- a transient fault (twice, then the call succeeds) is retried and the response completes as without it;
+- a fault that lasts (throttling or a network error beyond the 5 attempts, access denied, not found) is
+  named in the notification (when SNS itself works) and the handler raises ResponseFailed, so Lambda
+  retries and the dead-letter queue keeps the event; Lambda's retry, once the fault is gone, completes
+  the response and announces it once;
+- an action is reported "done" only when its effect is in IAM, and nothing is reported "failed" or
+  "skipped" that changed IAM;
+- nothing changes on any key but the named one, nor on any principal but its owner.
+
+The matrix (calls x faults x outcome) is printed at the end of the run (conftest.py) and kept in
+docs/reliability.md (test_docs_show_the_matrix; KEYGUARD_WRITE_DOCS=1 rewrites that section).
+
+Adding calls: a new AWS call in a response makes test_every_call_a_response_makes_is_in_the_matrix fail
+until it has a Row. The investigation function's calls (CloudTrail LookupEvents, ...) go in
+INVESTIGATION_ROWS, with a Scenario that delivers an investigation request.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from keyguard.actions import QUARANTINE_POLICY, REVOKE_SESSIONS_POLICY, deny_all_policy
+from keyguard.aws import RETRY_CONFIG
+from keyguard.errors import ResponseFailed
+from tests.conftest import load_event
+from tests.faults import FAULT_KINDS, Backoff, CallLog, inject
+from tests.reliability import world
+
+# botocore's `max_attempts` counts retries (its docs: "retry attempts ... after the initial request"):
+# max_attempts=5 is 6 attempts in all. `total_max_attempts` would count the first one.
+ATTEMPTS = RETRY_CONFIG.get("total_max_attempts") or RETRY_CONFIG["max_attempts"] + 1
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "reliability.md"
+
+
+# ------------------------------------------------------------------------------------------- the columns
+
+
+@dataclass(frozen=True)
+class Column:
+    label: str
+    kind: str  # a faults.FAULT_KINDS name
+    times: int | None  # faulted attempts; None: every attempt
+
+    @property
+    def passes(self) -> bool:
+        """Twice, then the call goes through: botocore's retries alone must absorb it."""
+        return self.times is not None
+
+
+COLUMNS = (
+    Column("throttled x2", "throttling", 2),
+    Column("throttled always", "throttling", None),
+    Column("access denied", "access-denied", None),
+    Column("not found", "not-found", None),
+    Column("conn. error x2", "connection-error", 2),
+    Column("conn. error always", "connection-error", None),
+    Column("timeout x2", "read-timeout", 2),
+    Column("timeout always", "read-timeout", None),
+)
+
+
+# ------------------------------------------------------------------------------------------- the outcomes
+
+
+@dataclass(frozen=True)
+class Outcome:
+    code: str
+    meaning: str
+
+
+RETRIED = Outcome("R", "retried by botocore; the response completed as without the fault, announced once")
+FAILED = Outcome(
+    "F",
+    "the notification names the failed action and the error; the handler raises ResponseFailed (Lambda "
+    "retries, then the DLQ keeps the event); the retry completes containment and announces it",
+)
+NOTHING = Outcome("N", "IAM says the key (or role) does not exist: announced as not found, nothing changed, no error")
+COMPLETED = Outcome("C", "completed anyway: the call only decides or records (see the notes)")
+UNANNOUNCED = Outcome(
+    "U",
+    "contained, but the notification could not be sent: the handler raises ResponseFailed; the retry "
+    "announces it once (the idempotency record was released)",
+)
+UNDEDUPLICATED = Outcome("D", "contained and announced without de-duplication (a redelivery may announce it again)")
+HANDOFF = Outcome(
+    "H",
+    "contained and announced; the investigation hand-off failed: the handler raises ResponseFailed and the "
+    "retry queues it (without announcing again)",
+)
+OUTCOMES = (RETRIED, FAILED, NOTHING, COMPLETED, UNANNOUNCED, UNDEDUPLICATED, HANDOFF)
+
+
+# ------------------------------------------------------------------------------------------- the rows
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    event: str  # events/ file
+    trigger: str  # world.HANDLERS key
+    outcome: str  # keyguard's outcome when nothing fails
+    calls: tuple[tuple[str, str], ...]  # (service, operation) in order, when nothing fails
+    redelivery: bool = False  # delivered once cleanly before the faulted delivery
+
+
+GD_USER = Scenario(
+    "guardduty-user",
+    "guardduty-iam-user.json",
+    "guardduty",
+    "contained",
+    (
+        ("iam", "UpdateAccessKey"),
+        ("iam", "PutUserPolicy"),
+        ("iam", "TagUser"),
+        ("dynamodb", "PutItem"),
+        ("sns", "Publish"),
+        ("dynamodb", "UpdateItem"),
+        ("sqs", "SendMessage"),
+    ),
+)
+GD_ROLE = Scenario(
+    "guardduty-role",
+    "guardduty-assumed-role-exfiltration.json",
+    "guardduty",
+    "sessions-revoked",
+    (
+        ("iam", "PutRolePolicy"),
+        ("iam", "TagRole"),
+        ("dynamodb", "PutItem"),
+        ("sns", "Publish"),
+        ("dynamodb", "UpdateItem"),
+        ("sqs", "SendMessage"),
+    ),
+)
+HEALTH = Scenario(
+    "health",
+    "health-credentials-exposed.json",
+    "health",
+    "contained",
+    (
+        ("iam", "GetAccessKeyLastUsed"),
+        ("iam", "UpdateAccessKey"),
+        ("iam", "PutUserPolicy"),
+        ("iam", "TagUser"),
+        ("dynamodb", "PutItem"),
+        ("sns", "Publish"),
+        ("dynamodb", "UpdateItem"),
+        ("sqs", "SendMessage"),
+    ),
+)
+NEW_KEY = Scenario(
+    "create-access-key",
+    "cloudtrail-create-access-key.json",
+    "cloudtrail",
+    "contained",
+    (
+        ("iam", "ListUserTags"),
+        ("iam", "UpdateAccessKey"),
+        ("iam", "PutUserPolicy"),
+        ("iam", "TagUser"),
+        ("dynamodb", "PutItem"),
+        ("sns", "Publish"),
+        ("dynamodb", "UpdateItem"),
+    ),
+)
+REDELIVERY = Scenario(
+    "guardduty-user, redelivered",
+    "guardduty-iam-user.json",
+    "guardduty",
+    "contained",
+    (
+        ("iam", "UpdateAccessKey"),
+        ("iam", "PutUserPolicy"),
+        ("iam", "TagUser"),
+        ("dynamodb", "PutItem"),  # the record exists: Powertools reads it from the failed condition
+        ("sqs", "SendMessage"),
+    ),
+    redelivery=True,
+)
+SCENARIOS = (GD_USER, GD_ROLE, HEALTH, NEW_KEY, REDELIVERY)
+
+
+@dataclass(frozen=True)
+class Row:
+    scenario: Scenario
+    service: str
+    op: str
+    lasting: Outcome  # a fault that outlasts botocore's retries, or access denied
+    not_found: Outcome | None = None  # None: as `lasting`
+    passing: Outcome = RETRIED  # the fault passes after two attempts
+    action: str | None = None  # the action whose failure the notification names (F)
+    also: tuple[tuple[str, str, str], ...] = ()  # other faults in place: (service, op, kind), every attempt
+    note: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.op} ({self.scenario.name})"
+
+    def expected(self, column: Column) -> Outcome:
+        if column.passes:
+            return self.passing
+        if column.kind == "not-found" and self.not_found is not None:
+            return self.not_found
+        return self.lasting
+
+
+ROWS = (
+    # GuardDuty finding on an IAM user's long-term key: deactivate, quarantine, record
+    Row(
+        GD_USER,
+        "iam",
+        "UpdateAccessKey",
+        FAILED,
+        action="deactivate-key",
+        note="not found: IAM is asked who owns the key, names the same user, and the retried call fails too",
+    ),
+    Row(GD_USER, "iam", "PutUserPolicy", FAILED, action="quarantine-user"),
+    Row(GD_USER, "iam", "TagUser", FAILED, action="record"),
+    Row(
+        GD_USER,
+        "dynamodb",
+        "PutItem",
+        UNDEDUPLICATED,
+        note="the de-duplication store failed: the message is sent anyway (a duplicate beats a lost one)",
+    ),
+    Row(GD_USER, "sns", "Publish", UNANNOUNCED),
+    Row(
+        GD_USER,
+        "dynamodb",
+        "UpdateItem",
+        UNDEDUPLICATED,
+        note="sent; the record stays in progress until the function's timeout, then a redelivery sends again",
+    ),
+    Row(
+        GD_USER,
+        "dynamodb",
+        "DeleteItem",
+        UNANNOUNCED,
+        passing=UNANNOUNCED,
+        also=(("sns", "Publish", "access-denied"),),
+        note="only called when Publish failed (here: access denied on every attempt), to release the record",
+    ),
+    Row(GD_USER, "sqs", "SendMessage", HANDOFF),
+    # GuardDuty finding on a role's credentials: revoke the role's sessions, record
+    Row(
+        GD_ROLE,
+        "iam",
+        "PutRolePolicy",
+        FAILED,
+        not_found=NOTHING,
+        action="revoke-role-sessions",
+        note="not found: the role is gone, nothing to revoke or record",
+    ),
+    Row(
+        GD_ROLE,
+        "iam",
+        "TagRole",
+        FAILED,
+        not_found=COMPLETED,
+        action="record",
+        note="not found: the revocation is in place; there is no role left to tag",
+    ),
+    # AWS Health: IAM names the owner first
+    Row(HEALTH, "iam", "GetAccessKeyLastUsed", FAILED, not_found=NOTHING, action="lookup-owner"),
+    Row(HEALTH, "iam", "UpdateAccessKey", FAILED, action="deactivate-key"),
+    Row(HEALTH, "iam", "PutUserPolicy", FAILED, action="quarantine-user"),
+    Row(HEALTH, "iam", "TagUser", FAILED, action="record"),
+    # CloudTrail CreateAccessKey: exemption tag first
+    Row(
+        NEW_KEY,
+        "iam",
+        "ListUserTags",
+        FAILED,
+        not_found=COMPLETED,
+        action="check-exemption",
+        note="not found: no such user, so not exempt; deactivating then proves the owner",
+    ),
+    Row(NEW_KEY, "iam", "UpdateAccessKey", FAILED, action="deactivate-key"),
+    Row(NEW_KEY, "iam", "PutUserPolicy", FAILED, action="revoke-user-sessions"),
+    Row(NEW_KEY, "iam", "TagUser", FAILED, action="record"),
+    # the same finding again: the idempotency record exists
+    Row(
+        REDELIVERY,
+        "dynamodb",
+        "PutItem",
+        UNDEDUPLICATED,
+        note="redelivery: the store cannot say it was announced, so it is announced again",
+    ),
+)
+
+# The investigation function's calls (CloudTrail LookupEvents, the reads and the undo actions it makes):
+# add a Scenario that delivers an investigation request (its SQS event) and a Row per call here.
+INVESTIGATION_ROWS: tuple[Row, ...] = ()
+ALL_ROWS = ROWS + INVESTIGATION_ROWS
+
+# Calls the idempotency layer can make that no response made in any scenario above: each must be shown
+# never to happen (test_calls_never_made), or get a row.
+NEVER_CALLED = {
+    ("dynamodb", "GetItem"): "Powertools reads the existing record from PutItem's failed condition "
+    "(ReturnValuesOnConditionCheckFailure=ALL_OLD) instead of a GetItem",
+}
+
+# Functions in template.yaml whose calls the matrix does not cover yet, with the reason.
+NOT_COVERED_FUNCTIONS = {
+    "InvestigationFunction": "investigation calls (CloudTrail LookupEvents, EC2 and IAM reads, follow-up "
+    "containment): add them to INVESTIGATION_ROWS with a Scenario that delivers an investigation request",
+    "AuditFunction": "the scheduled key inventory (IAM credential report reads, then a notification) is not a "
+    "response to an event: add a Scenario and rows for its calls",
+}
+
+# ------------------------------------------------------------------------------------------- recording
+
+RESULTS: dict[tuple[str, str], str] = {}  # (row label, column label) -> what happened, for the summary
+
+
+# ------------------------------------------------------------------------------------------- the test
+
+
+@dataclass
+class Delivery:
+    invocation: world.Invocation
+    calls: list[tuple[str, str]]
+    docs: list[dict[str, Any]]
+    before: dict[str, Any]
+    after: dict[str, Any]
+    queued: int = 0  # investigation requests queued
+    records: list[str] = field(default_factory=list)  # idempotency records' status after the delivery
+
+    @property
+    def diff(self) -> dict[str, Any]:
+        return world.changes(self.before, self.after)
+
+
+@dataclass
+class Bench:
+    env: Any
+    seeded: Any
+    log: CallLog
+    allowed: set[str] = field(default_factory=set)  # principals the response may change
+    named: set[str] = field(default_factory=set)  # the key ids the event names
+
+    def deliver(self, scenario: Scenario, remaining_ms: int = 60_000) -> Delivery:
+        before = world.iam_state()
+        start = len(self.log.services)
+        context = world.context_for(scenario.trigger, remaining_ms=remaining_ms)
+        inv = world.invoke(self.env, scenario.trigger, self.seeded.event, context=context)
+        calls = self.log.services[start:]
+        after = world.iam_state()
+        docs = _inbox(self.env)
+        ddb = self.env.clients.get("dynamodb")
+        records = [i["status"]["S"] for i in ddb.scan(TableName=self.env.table).get("Items", [])]
+        return Delivery(inv, calls, docs, before, after, _drain(self.env), records)
+
+
+def _inbox(env: Any) -> list[dict[str, Any]]:
+    import json
+
+    return [json.loads(m["Message"]) for m in env.delivered()]
+
+
+def _drain(env: Any) -> int:
+    url = getattr(env, "investigation_url", None)
+    if not url:
+        return 0
+    sqs, n = env.clients.get("sqs"), 0
+    while True:
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+        if not got:
+            return n
+        for m in got:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+        n += len(got)
+
+
+def _client(env: Any, service: str) -> Any:
+    return env.clients.iam if service == "iam" else env.clients.get(service)
+
+
+@pytest.fixture(scope="module")
+def stage():
+    s = world.Stage()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def bench_for(stage: world.Stage, monkeypatch: pytest.MonkeyPatch):
+    """The stage's account, cleared and seeded for a scenario, with new clients (their own retry quota)
+    whose every AWS call is logged: the session's hook reaches clients made later, e.g. one for a service
+    nobody expected. Faults made through `inject` are removed afterwards, whatever happened."""
+    from keyguard.local import emulator
+
+    backoff = Backoff().install(monkeypatch)
+    logs: list[CallLog] = []
+
+    def make(scenario: Scenario) -> tuple[Bench, Backoff]:
+        stage.clear_iam()
+        env = stage.fresh()
+        log = CallLog(stage.session)  # before any client of env exists: each inherits the hook
+        logs.append(log)
+        seeded = emulator.seed(env.clients.iam, load_event(scenario.event))
+        env.delivered(), _drain(env)  # nothing left over from an earlier test
+        bench = Bench(env, seeded, log)
+        bench.named = set(seeded.replaced.values())
+        bench.allowed = {f"user/{u}" for u, keys in seeded.users.items() if set(keys) & bench.named}
+        bench.allowed |= {f"role/{r}" for r in seeded.roles}
+        return bench, backoff
+
+    yield make
+    for log in logs:
+        log.close()
+
+
+CELLS = [pytest.param(row, col, id=f"{row.scenario.name}:{row.op}:{col.label}") for row in ALL_ROWS for col in COLUMNS]
+
+
+@pytest.mark.parametrize(("row", "column"), CELLS)
+def test_fault(bench_for, row: Row, column: Column) -> None:
+    scenario = row.scenario
+    bench, backoff = bench_for(scenario)
+    expected = row.expected(column)
+    RESULTS[(row.label, column.label)] = "?"
+    if scenario.redelivery:
+        first = bench.deliver(scenario)
+        assert first.invocation.error is None and [d["outcome"] for d in first.docs] == [scenario.outcome]
+
+    extra = [inject(_client(bench.env, s), op, kind) for s, op, kind in row.also]
+    fault = inject(_client(bench.env, row.service), row.op, column.kind, times=column.times)
+    delays_before = len(backoff.delays)
+    # The Lambda retry comes a minute or more later, after the attempt's time is up: an idempotency record
+    # that attempt left in progress has expired by then (see the DeleteItem row).
+    got = bench.deliver(scenario, remaining_ms=1)
+    delays = backoff.delays[delays_before:]
+    observed = _classify(got, scenario, column)
+    RESULTS[(row.label, column.label)] = f"{observed.code} x{fault.calls}"
+
+    # The faulted call was made, as often as botocore's retry mode says.
+    logical = got.calls.count((row.service, row.op))
+    assert fault.calls >= 1, f"{row.op} was never called in {scenario.name}: the cell proves nothing"
+    transient = FAULT_KINDS[column.kind].transient
+    if column.passes:
+        assert fault.calls == column.times
+        assert len(delays) >= column.times  # botocore backed off before each retry
+    elif transient:
+        assert fault.calls == ATTEMPTS * logical, (fault.calls, logical)
+        assert len(delays) >= (ATTEMPTS - 1) * logical
+    else:
+        assert fault.calls == logical  # not retried: a retry cannot fix it
+    if not transient and not row.also:
+        assert delays == []
+
+    # Only keyguard's domain error escapes, and it is raised exactly when something failed.
+    error = got.invocation.error
+    assert error is None or isinstance(error, ResponseFailed), repr(error)
+    _assert_exact(bench, got)
+    _assert_reports_match_iam(got)
+    assert observed == expected, (
+        f"{row.label} / {column.label}: expected {expected.code} ({expected.meaning}), got {observed.code}: "
+        f"error={error!r} docs={[(d['outcome'], [(a['action'], a['status']) for a in d['actions']]) for d in got.docs]}"
+    )
+
+    code = FAULT_KINDS[column.kind].code_for(row.service)
+    if expected is FAILED:
+        (doc,) = got.docs
+        failed = [a for a in doc["actions"] if a["status"] == "failed"]
+        assert row.action in [a["action"] for a in failed], failed
+        assert all(code in a["detail"] for a in failed if a["action"] == row.action), (code, failed)
+        assert doc["level"] == "critical"
+    if expected is UNANNOUNCED:
+        assert got.docs == [] and "notification" in str(error)
+        if ("dynamodb", "DeleteItem") not in row.also and row.op != "DeleteItem":
+            assert ("dynamodb", "DeleteItem") in got.calls  # the record is released for the retry
+    if expected is HANDOFF:
+        assert got.queued == 0 and "investigation" in str(error)
+
+    for f in [fault, *extra]:
+        f.remove()
+    if error is not None:
+        _assert_retry_completes(bench, scenario, got)
+    RESULTS[(row.label, column.label)] = f"{observed.code} x{fault.calls}"
+
+
+def _classify(got: Delivery, scenario: Scenario, column: Column) -> Outcome:
+    error, docs = got.invocation.error, got.docs
+    outcomes = [d["outcome"] for d in docs]
+    if error is not None and outcomes == ["failed"]:
+        return FAILED
+    if error is not None and not docs and "notification" in str(error):
+        return UNANNOUNCED
+    if error is not None and outcomes == [scenario.outcome] and "investigation" in str(error):
+        return HANDOFF
+    if error is not None:
+        return Outcome("?", f"raised {error!r} with {outcomes}")
+    if outcomes == ["not-found"] and not got.diff:
+        return NOTHING
+    clean = outcomes == [scenario.outcome] or (scenario.redelivery and outcomes == [])
+    if not clean:
+        return Outcome("?", f"no error, notifications {outcomes}")
+    announced_again = scenario.redelivery and outcomes == [scenario.outcome]
+    if announced_again or not got.records or any(status != "COMPLETED" for status in got.records):
+        return UNDEDUPLICATED  # a later delivery finds no completed record: it announces again
+    statuses = [a["status"] for d in docs for a in d["actions"]]
+    if column.passes and all(s == "done" for s in statuses):
+        return RETRIED
+    return COMPLETED
+
+
+def _assert_exact(bench: Bench, got: Delivery) -> None:
+    """Nothing but the named key and its owner (or the named role) changed; no key was deleted or made
+    active; nothing changed outside IAM's users and roles the event concerns."""
+    for principal, diff in got.diff.items():
+        assert principal in bench.allowed, f"{principal} changed: {diff}"
+        assert "exists" not in diff, f"{principal} was created or deleted"
+        for key_id, (old, new) in diff.get("keys", {}).items():
+            assert key_id in bench.named, f"key {key_id} (not named by the event) changed {old} -> {new}"
+            assert (old, new) == ("Active", "Inactive"), (key_id, old, new)
+
+
+_TARGET = re.compile(r"\b(user|role) ([^\s(]+)")
+
+
+def _assert_reports_match_iam(got: Delivery) -> None:
+    """'done' only when the action's effect is in IAM; 'failed'/'skipped'/'dry-run' never changed IAM."""
+    for doc in got.docs:
+        for action in doc["actions"]:
+            name, status, target = action["action"], action["status"], action["target"]
+            found = _TARGET.search(target)
+            if name in ("lookup-owner", "check-exemption") or found is None:
+                continue
+            principal = f"{found.group(1)}/{found.group(2)}"
+            state, diff = got.after.get(principal, {}), got.diff.get(principal, {})
+            if name == "deactivate-key":
+                key = target.split()[0]
+                effect, changed = state.get("keys", {}).get(key) == "Inactive", key in diff.get("keys", {})
+            elif name in ("quarantine-user", "revoke-user-sessions", "revoke-role-sessions"):
+                policy = QUARANTINE_POLICY if name == "quarantine-user" else REVOKE_SESSIONS_POLICY
+                doc_in_iam = state.get("policies", {}).get(policy)
+                effect = doc_in_iam is not None and _is_keyguard_policy(name, doc_in_iam)
+                changed = policy in diff.get("policies", {})
+            elif name == "record":
+                effect = "keyguard:incident" in state.get("tags", {})
+                changed = bool(diff.get("tags"))
+            else:
+                raise AssertionError(f"unknown action {name}: teach this test its effect")
+            if status == "done":
+                assert effect, f"{name} on {principal} reported done, but IAM shows no effect"
+            else:
+                assert not changed, f"{name} on {principal} reported {status}, but IAM changed: {diff}"
+
+
+def _is_keyguard_policy(action: str, document: dict[str, Any]) -> bool:
+    if action == "quarantine-user":
+        return document == deny_all_policy()
+    (statement,) = document["Statement"]
+    return (
+        statement["Effect"] == "Deny"
+        and statement["Action"] == "*"
+        and "aws:TokenIssueTime" in statement["Condition"]["DateLessThan"]
+    )
+
+
+def _assert_retry_completes(bench: Bench, scenario: Scenario, failed: Delivery) -> None:
+    """Lambda's retry, with the fault gone: the response completes and its outcome is announced once
+    over both deliveries (a failure notice before it is fine: it is a different outcome)."""
+    time.sleep(0.005)  # past the faulted attempt's (1 ms) time: its in-progress record has expired
+    retry = bench.deliver(scenario)
+    assert retry.invocation.error is None, repr(retry.invocation.error)
+    _assert_exact(bench, retry)
+    _assert_reports_match_iam(retry)
+    announced = [d["outcome"] for d in failed.docs + retry.docs]
+    # (a redelivered scenario announced its outcome before the faulted delivery: once, and not again)
+    assert announced.count(scenario.outcome) == (0 if scenario.redelivery else 1), announced
+    for doc in retry.docs:
+        assert all(a["status"] in ("done", "skipped") for a in doc["actions"]), doc["actions"]
+    if getattr(bench.env, "investigation_url", None) and ("sqs", "SendMessage") in scenario.calls:
+        assert retry.queued == 1  # investigation is requested once the retry succeeds
+
+
+# ------------------------------------------------------------------------------------------- coverage
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
+def test_every_call_a_response_makes_is_in_the_matrix(bench_for, scenario: Scenario) -> None:
+    """The calls each scenario makes when nothing fails are exactly the ones declared, and each is a row of
+    the matrix in at least one scenario. A new call (another service, an investigation hand-off, a
+    GetItem) fails here until the matrix has it."""
+    bench, _ = bench_for(scenario)
+    if scenario.redelivery:
+        bench.deliver(scenario)
+    got = bench.deliver(scenario)
+    assert got.invocation.error is None
+    assert tuple(dict.fromkeys(got.calls)) == scenario.calls
+    rows = {(r.service, r.op) for r in ALL_ROWS}
+    missing = [c for c in scenario.calls if c not in rows]
+    assert not missing, f"calls without a row in the fault matrix: {missing}"
+
+
+def test_calls_never_made(bench_for) -> None:
+    """Calls the idempotency layer could make but does not: if one starts being made, it needs a row."""
+    seen: set[tuple[str, str]] = set()
+    for scenario in SCENARIOS:
+        bench, _ = bench_for(scenario)
+        bench.deliver(scenario)
+        got = bench.deliver(scenario)  # a redelivery too: the duplicate path
+        seen |= set(bench.log.services)
+        assert got.invocation.error is None
+    assert not seen & set(NEVER_CALLED), seen & set(NEVER_CALLED)
+    # each listed call belongs to a service keyguard really talks to, so the check above can fail
+    assert {s for s, _ in NEVER_CALLED} <= {s for s, _ in seen}
+
+
+def test_every_function_is_covered_or_listed() -> None:
+    from keyguard.local.emulator import load_template
+
+    functions = {rid for rid, r in load_template()["Resources"].items() if r["Type"] == "AWS::Serverless::Function"}
+    covered = {world.FUNCTION_NAMES[s.trigger] for s in SCENARIOS}
+    unaccounted = functions - covered - set(NOT_COVERED_FUNCTIONS)
+    assert not unaccounted, f"functions neither in the fault matrix nor listed as not covered: {unaccounted}"
+    assert covered <= functions
+
+
+# ------------------------------------------------------------------------------------------- the docs
+
+BEGIN, END = "<!-- fault-matrix:begin -->", "<!-- fault-matrix:end -->"
+
+
+def render_markdown(cells: dict[tuple[str, str], str] | None = None) -> str:
+    """The matrix as docs/reliability.md shows it: the expected outcome of every cell (the test asserts each),
+    or, given `cells`, what a run observed."""
+    head = "| call (scenario) | " + " | ".join(c.label for c in COLUMNS) + " |"
+    lines = [head, "|" + "---|" * (len(COLUMNS) + 1)]
+    for row in ALL_ROWS:
+        got = [(cells or {}).get((row.label, c.label), row.expected(c).code) for c in COLUMNS]
+        lines.append(f"| {row.label} | " + " | ".join(got) + " |")
+    for service, op in NEVER_CALLED:
+        lines.append(f"| {op} ({service}) | " + " | ".join("-" for _ in COLUMNS) + " |")
+    lines += ["", "| code | outcome |", "|---|---|"]
+    lines += [f"| {o.code} | {o.meaning} |" for o in OUTCOMES]
+    lines += ["| - | never called: " + "; ".join(f"{op}: {why}" for (_, op), why in NEVER_CALLED.items()) + " |"]
+    notes = [f"- {r.label}: {r.note}" for r in ALL_ROWS if r.note]
+    if notes:
+        lines += ["", "Notes:", *notes]
+    return "\n".join(lines)
+
+
+def test_docs_show_the_matrix() -> None:
+    text = DOCS.read_text() if DOCS.exists() else ""
+    table = render_markdown()
+    if os.environ.get("KEYGUARD_WRITE_DOCS") == "1":
+        if BEGIN in text and END in text:
+            text = text[: text.index(BEGIN) + len(BEGIN)] + "\n" + table + "\n" + text[text.index(END) :]
+        else:
+            text += f"\n{BEGIN}\n{table}\n{END}\n"
+        DOCS.write_text(text)
+    assert BEGIN in text and END in text, f"{DOCS} has no fault matrix section (run with KEYGUARD_WRITE_DOCS=1)"
+    shown = text[text.index(BEGIN) + len(BEGIN) : text.index(END)].strip()
+    assert shown == table, f"{DOCS} shows an outdated fault matrix: run with KEYGUARD_WRITE_DOCS=1"
+
+
+def test_the_matrix_counts() -> None:
+    """Every fault kind the issue names is a column, each against every row."""
+    assert {c.kind for c in COLUMNS} == set(FAULT_KINDS)
+    assert len(CELLS) == len(ALL_ROWS) * len(COLUMNS)
+    iam_calls = {r.op for r in ALL_ROWS if r.service == "iam"}
+    assert iam_calls == {
+        "UpdateAccessKey",
+        "PutUserPolicy",
+        "PutRolePolicy",
+        "GetAccessKeyLastUsed",
+        "ListUserTags",
+        "TagUser",
+        "TagRole",
+    }
+
+
+@pytest.mark.parametrize(
+    ("status", "after", "caught"),
+    [
+        ("done", "Active", True),  # "done" for a deactivation that did not happen
+        ("failed", "Inactive", True),  # "failed" for one that did
+        ("done", "Inactive", False),
+        ("failed", "Active", False),
+    ],
+)
+def test_the_report_check_catches_a_false_report(status: str, after: str, caught: bool) -> None:
+    """_assert_reports_match_iam is what makes "never done for an action that did not happen" a test."""
+    key = "AKIAIOSFODNN7EXAMPLE"
+    doc = {"actions": [{"action": "deactivate-key", "target": f"{key} of user alice", "status": status}]}
+    before = {"user/alice": {"keys": {key: "Active"}, "policies": {}, "tags": {}}}
+    got = Delivery(
+        world.Invocation(), [], [doc], before, {"user/alice": {**before["user/alice"], "keys": {key: after}}}
+    )
+    if caught:
+        with pytest.raises(AssertionError):
+            _assert_reports_match_iam(got)
+    else:
+        _assert_reports_match_iam(got)
