@@ -22,6 +22,8 @@ from typing import Any
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 
+from keyguard.aws import event_emitter
+
 
 class _Raw(BytesIO):
     def stream(self, **_: Any) -> Any:
@@ -170,7 +172,7 @@ class CallLog:
         self._emitters = []
         for client in clients:
             meta = getattr(client, "meta", None)
-            emitter = meta.events if meta is not None and hasattr(meta, "events") else client.events
+            emitter = meta.events if meta is not None and hasattr(meta, "events") else event_emitter(client)
             # unique_id: a client made from a logged session already has the hook; never record twice
             emitter.register("before-call", self._record, unique_id=f"calllog-{id(self)}")
             self._emitters.append(emitter)
@@ -239,7 +241,7 @@ class RandomFault:
         self._random = random.Random(seed)  # noqa: S311 - a reproducible share of faults, not a secret
         self._lock = threading.Lock()
         meta = getattr(emitter_owner, "meta", None)
-        self._emitter = meta.events if meta is not None and hasattr(meta, "events") else emitter_owner.events
+        self._emitter = meta.events if meta is not None and hasattr(meta, "events") else event_emitter(emitter_owner)
         self._event = f"before-send.{service}"
         self._emitter.register_first(self._event, self._answer, unique_id=f"random-fault-{id(self)}")
 

@@ -233,10 +233,7 @@ def test_role_that_does_not_exist_is_not_found_not_failed(account) -> None:
     assert inv.error is None
     (doc,) = inbox(account)
     assert doc["outcome"] == "not-found"
-    assert [(a["action"], a["status"]) for a in doc["actions"]] == [
-        ("revoke-role-sessions", "skipped"),
-        ("record", "skipped"),
-    ]
+    assert [(a["action"], a["status"]) for a in doc["actions"]] == [("revoke-role-sessions", "skipped")]
 
 
 def test_containment_is_recorded_on_the_user(account) -> None:
