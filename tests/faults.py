@@ -16,21 +16,13 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass
-from io import BytesIO
 from typing import Any
 
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 
 from keyguard.aws import event_emitter
-
-
-class _Raw(BytesIO):
-    def stream(self, **_: Any) -> Any:
-        chunk = self.read()
-        while chunk:
-            yield chunk
-            chunk = self.read()
+from keyguard.local.cloudtrail import RawBody
 
 
 class Fault:
@@ -82,7 +74,7 @@ class Fault:
                 "<RequestId>00000000-0000-0000-0000-000000000000</RequestId></ErrorResponse>"
             )
             headers = {"Content-Type": "text/xml"}
-        return AWSResponse(request.url, self.status, headers, _Raw(body.encode()))
+        return AWSResponse(request.url, self.status, headers, RawBody(body.encode()))
 
     def remove(self) -> None:
         self.client.meta.events.unregister(self.event, unique_id=f"fault-{self.event.rsplit('.', 1)[-1]}")
@@ -257,7 +249,7 @@ class RandomFault:
             f"<Code>{self.code}</Code><Message>injected {self.code}</Message></Error>"
             "<RequestId>00000000-0000-0000-0000-000000000000</RequestId></ErrorResponse>"
         )
-        return AWSResponse(request.url, self.status, {"Content-Type": "text/xml"}, _Raw(body.encode()))
+        return AWSResponse(request.url, self.status, {"Content-Type": "text/xml"}, RawBody(body.encode()))
 
     def remove(self) -> None:
         self._emitter.unregister(self._event, unique_id=f"random-fault-{id(self)}")

@@ -28,7 +28,10 @@ from keyguard.local.emulator import REPO, _ensure_role, _ensure_user
 HISTORY = REPO / "events" / "cloudtrail-history"
 
 
-class _Raw(BytesIO):
+class RawBody(BytesIO):
+    """A response body botocore can read (what an HTTP library would hand it): for answers made up
+    at the before-send seam, here and in the tests' fault injection."""
+
     def stream(self, **_: Any) -> Any:
         chunk = self.read()
         while chunk:
@@ -96,7 +99,7 @@ def _region_of(request: Any) -> str:
 
 def _response(url: str, status: int, body: dict[str, Any]) -> AWSResponse:
     headers = {"Content-Type": "application/x-amz-json-1.1", "x-amzn-RequestId": str(uuid.uuid4())}
-    return AWSResponse(url, status, headers, _Raw(json.dumps(body).encode()))
+    return AWSResponse(url, status, headers, RawBody(json.dumps(body).encode()))
 
 
 def _attribute(record: dict[str, Any], key: str) -> Any:
