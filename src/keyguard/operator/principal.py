@@ -174,23 +174,37 @@ def _document(document: Any) -> Any:
     return document
 
 
-def read_user(iam: Any, name: str) -> PrincipalState:
-    check_name(name, "user")
+# kind -> (name parameter, get, its result key, list policies, get policy, list tags)
+_IAM_CALLS = {
+    "user": ("UserName", "get_user", "User", "list_user_policies", "get_user_policy", "list_user_tags"),
+    "role": ("RoleName", "get_role", "Role", "list_role_policies", "get_role_policy", "list_role_tags"),
+}
+
+
+def _read_principal(iam: Any, kind: str, name: str) -> PrincipalState:
+    """keyguard's policies (with their documents), the other policies' names and the tags of a user or role."""
+    check_name(name, kind)
+    param, get, key, list_policies, get_policy, list_tags = _IAM_CALLS[kind]
     try:
-        user = iam.get_user(UserName=name)["User"]
+        found = getattr(iam, get)(**{param: name})[key]
     except Exception as e:
         if error_code(e) == NOT_FOUND:
-            raise OperatorError(f"no IAM user named {name!r} in this account") from e
+            raise OperatorError(f"no IAM {kind} named {name!r} in this account") from e
         raise
-    names = [n for page in iam.get_paginator("list_user_policies").paginate(UserName=name) for n in page["PolicyNames"]]
-    state = PrincipalState("user", user["UserName"], user["Arn"])
-    for policy in names:
+    pages = iam.get_paginator(list_policies).paginate(**{param: name})
+    state = PrincipalState(kind, found[param], found["Arn"])
+    for policy in [n for page in pages for n in page["PolicyNames"]]:
         if policy in KEYGUARD_POLICIES:
-            doc = iam.get_user_policy(UserName=name, PolicyName=policy)["PolicyDocument"]
+            doc = getattr(iam, get_policy)(**{param: name, "PolicyName": policy})["PolicyDocument"]
             state.policies.append(describe_policy(policy, doc))
         else:
             state.other_policies.append(policy)
-    state.tags = _tags(iam.get_paginator("list_user_tags").paginate(UserName=name))
+    state.tags = _tags(iam.get_paginator(list_tags).paginate(**{param: name}))
+    return state
+
+
+def read_user(iam: Any, name: str) -> PrincipalState:
+    state = _read_principal(iam, "user", name)
     state.keys_read = True
     leaked = state.leaked
     for key in iam.list_access_keys(UserName=name)["AccessKeyMetadata"]:  # at most 2
@@ -210,23 +224,7 @@ def read_user(iam: Any, name: str) -> PrincipalState:
 
 
 def read_role(iam: Any, name: str) -> PrincipalState:
-    check_name(name, "role")
-    try:
-        role = iam.get_role(RoleName=name)["Role"]
-    except Exception as e:
-        if error_code(e) == NOT_FOUND:
-            raise OperatorError(f"no IAM role named {name!r} in this account") from e
-        raise
-    names = [n for page in iam.get_paginator("list_role_policies").paginate(RoleName=name) for n in page["PolicyNames"]]
-    state = PrincipalState("role", role["RoleName"], role["Arn"])
-    for policy in names:
-        if policy in KEYGUARD_POLICIES:
-            doc = iam.get_role_policy(RoleName=name, PolicyName=policy)["PolicyDocument"]
-            state.policies.append(describe_policy(policy, doc))
-        else:
-            state.other_policies.append(policy)
-    state.tags = _tags(iam.get_paginator("list_role_tags").paginate(RoleName=name))
-    return state
+    return _read_principal(iam, "role", name)
 
 
 def owner_of(iam: Any, key_id: str) -> str:
