@@ -29,7 +29,15 @@ def account(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("AWS_REGION", "us-east-1")
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
-    for var in ("KEYGUARD_MODE", "KEYGUARD_PROTECTED_PRINCIPALS", "KEYGUARD_CREATE_ACCESS_KEY_RESPONSE"):
+    for var in (
+        "KEYGUARD_MODE",
+        "KEYGUARD_PROTECTED_PRINCIPALS",
+        "KEYGUARD_CREATE_ACCESS_KEY_RESPONSE",
+        "KEYGUARD_EXEMPT_PRINCIPALS",
+        "KEYGUARD_EXEMPT_TAG_KEY",
+        "KEYGUARD_LEDGER_TABLE",
+        "KEYGUARD_DENY_ALL_POLICY_ARN",
+    ):
         monkeypatch.delenv(var, raising=False)
     with emulated_account() as env:
         yield env

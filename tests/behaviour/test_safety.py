@@ -101,13 +101,22 @@ def test_failed_action_is_notified_then_raised(account) -> None:
     (doc,) = inbox(account)
     assert doc["outcome"] == "failed" and doc["level"] == "critical"
     statuses = {a["action"]: a["status"] for a in doc["actions"]}
-    assert statuses == {"deactivate-key": "done", "quarantine-user": "failed", "record": "skipped"}
+    assert statuses == {
+        "deactivate-key": "done",
+        "quarantine-user": "failed",
+        "deny-all-boundary": "done",  # one failed layer leaves the others
+        "verify": "failed",  # IAM read back: the inline policy is not there
+        "record": "skipped",
+        "ledger": "done",  # keyguard's record keeps what holds, failures included
+    }
     assert "AccessDenied" in next(a["detail"] for a in doc["actions"] if a["action"] == "quarantine-user")
     assert doc["_subject"].startswith("keyguard: FAILED")
     # the part that worked did happen, and nothing else was touched
     state = account.iam_state(seeded)
     named = seeded.replaced["AKIAIOSFODNN7EXAMPLE"]
     assert state["user/alice"]["keys"][named] == "Inactive" and state["user/alice"]["policies"] == []
+    boundary = account.clients.iam.get_user(UserName="alice")["User"]["PermissionsBoundary"]
+    assert boundary["PermissionsBoundaryArn"] == account.deny_all_policy_arn
 
 
 def test_throttled_call_is_retried_and_containment_completes(account) -> None:
@@ -153,13 +162,22 @@ def test_unknown_key_notifies_not_found_and_changes_nothing(account, name: str) 
     assert iam.list_user_policies(UserName="alice")["PolicyNames"] == []
 
 
-def test_exempt_user_new_key_is_notified_not_touched(account) -> None:
-    iam = account.clients.iam
-    iam.create_user(UserName="bob", Tags=[{"Key": "keyguard:exempt", "Value": "true"}])
+def test_exempt_user_new_key_is_notified_not_touched(account, monkeypatch) -> None:
+    monkeypatch.setenv("KEYGUARD_EXEMPT_PRINCIPALS", "user/bob")  # stack configuration
     seeded, (inv,) = deliver(account, load_event("cloudtrail-create-access-key.json"))
     assert inv.error is None
     state = account.iam_state(seeded)["user/bob"]
     assert set(state["keys"].values()) == {"Active"} and state["policies"] == []
+    assert [d["outcome"] for d in inbox(account)] == ["exempt"]
+
+
+def test_an_exemption_tag_exempts_only_where_the_stack_opts_in(account, monkeypatch) -> None:
+    iam = account.clients.iam
+    iam.create_user(UserName="bob", Tags=[{"Key": "security:exempt", "Value": "true"}])
+    monkeypatch.setenv("KEYGUARD_EXEMPT_TAG_KEY", "security:exempt")
+    seeded, (inv,) = deliver(account, load_event("cloudtrail-create-access-key.json"))
+    assert inv.error is None
+    assert set(account.iam_state(seeded)["user/bob"]["keys"].values()) == {"Active"}
     assert [d["outcome"] for d in inbox(account)] == ["exempt"]
 
 
@@ -200,31 +218,46 @@ def test_malformed_event_raises_a_domain_error_and_does_nothing(account) -> None
     assert account.clients.iam.list_users()["Users"] == []
 
 
+LAYERS = ["UpdateAccessKey", "PutUserPolicy", "GetUser", "PutUserPermissionsBoundary"]  # deny first
+VERIFY = ["GetUser", "ListAccessKeys", "GetUserPolicy"]  # IAM read back (after every key is denied)
+LEDGER = ["GetItem", "TransactWriteItems"]  # keyguard's own record, then the tag mirror
+
+
 @pytest.mark.parametrize(
-    ("name", "calls"),
+    ("name", "first", "calls"),
     [
-        ("guardduty-iam-user.json", ["UpdateAccessKey", "PutUserPolicy", "TagUser"]),
-        ("health-credentials-exposed.json", ["GetAccessKeyLastUsed", "UpdateAccessKey", "PutUserPolicy", "TagUser"]),
-        ("cloudtrail-create-access-key.json", ["ListUserTags", "UpdateAccessKey", "PutUserPolicy", "TagUser"]),
-        ("guardduty-assumed-role-exfiltration.json", ["PutRolePolicy", "TagRole"]),
-        (  # every key of the event is denied before anything is recorded
-            "health-iam-quarantine.json",
-            ["GetAccessKeyLastUsed", "UpdateAccessKey", "PutUserPolicy"] * 2 + ["TagUser", "TagUser"],
+        ("guardduty-iam-user.json", 1, [*LAYERS, *VERIFY, *LEDGER, "TagUser"]),
+        ("health-credentials-exposed.json", 2, ["GetAccessKeyLastUsed", *LAYERS, *VERIFY, *LEDGER, "TagUser"]),
+        (  # 0 calls before the deactivation; the ledger's first cut-off is read after it
+            "cloudtrail-create-access-key.json",
+            1,
+            ["UpdateAccessKey", "GetItem", "PutUserPolicy", *VERIFY, *LEDGER, "TagUser"],
         ),
-        ("guardduty-root.json", []),
-        ("guardduty-sample.json", []),
+        ("guardduty-assumed-role-exfiltration.json", 1, ["PutRolePolicy", "GetRolePolicy", *LEDGER, "TagRole"]),
+        (  # every key of the event is denied before anything is read back or recorded
+            "health-iam-quarantine.json",
+            2,
+            ["GetAccessKeyLastUsed", *LAYERS] * 2 + [*VERIFY, *LEDGER, "TagUser"] * 2,
+        ),
+        ("guardduty-root.json", 0, []),
+        ("guardduty-sample.json", 0, []),
     ],
 )
-def test_containment_comes_first(account, name: str, calls: list[str]) -> None:
+def test_containment_comes_first(account, name: str, first: int, calls: list[str]) -> None:
+    """The first containment call is call number `first` (0, 1, 1 before it for GuardDuty, Health and
+    CreateAccessKey); nothing, not even the notification, comes before the deny."""
     from keyguard.local import emulator
 
     seeded = emulator.seed(account.clients.iam, load_event(name))
     log = CallLog(account.clients.iam, account.clients.sns(), account.clients.get("dynamodb"))
     (rule,) = emulator.route(seeded.event, emulator.load_rules())
     emulator.invoke(account, rule, seeded.event)
-    iam_calls = [c for c in log.calls if c not in ("Publish", "GetItem", "PutItem", "UpdateItem", "DeleteItem")]
-    assert iam_calls == calls
-    assert log.calls[: len(calls)] == calls  # nothing (not even the notification) before containment
+    dedup = ("Publish", "PutItem", "UpdateItem", "DeleteItem")  # the notification and its de-duplication
+    response_calls = [c for c in log.calls if c not in dedup]
+    assert response_calls == calls
+    assert log.calls[: len(calls)] == calls  # nothing (not even the notification) before containment is done
+    if calls:
+        assert calls[first - 1] in ("UpdateAccessKey", "PutRolePolicy")  # the first containment call
     assert "Publish" in log.calls
 
 
@@ -252,6 +285,8 @@ def test_a_warm_container_keeps_only_the_current_invocations_messages(account, m
     monkeypatch.setenv("KEYGUARD_TOPIC_ARN", account.topic_arn)
     monkeypatch.setenv("KEYGUARD_IDEMPOTENCY_TABLE", account.table)
     monkeypatch.setenv("KEYGUARD_INVESTIGATION_QUEUE_URL", account.investigation_url)
+    monkeypatch.setenv("KEYGUARD_LEDGER_TABLE", account.ledger_table)
+    monkeypatch.setenv("KEYGUARD_DENY_ALL_POLICY_ARN", account.deny_all_policy_arn)
     context = emulator.FakeContext("f", "arn:aws:lambda:us-east-1:123456789012:function:f")
     lambda_handler.runtime.reset(clients=account.clients)
     seeded = emulator.seed(account.clients.iam, load_event("guardduty-iam-user.json"))
