@@ -310,3 +310,48 @@ def test_over_http_against_moto_server(monkeypatch: pytest.MonkeyPatch) -> None:
             assert len(q.refused) == 2
     finally:
         server.stop()
+
+
+def test_the_emulators_handlers_meet_the_quotas(account: Any, iam_quotas: quotas.Quotas) -> None:
+    """Installed on the emulated account's clients (tests/conftest.py `iam_quotas`), the quotas reach the
+    clients keyguard's handlers use: a budget filled beforehand refuses keyguard-quarantine."""
+    from keyguard.local import emulator
+    from tests.conftest import load_event
+
+    seeded = emulator.seed(account.clients.iam, load_event("guardduty-iam-user.json"))
+    account.clients.iam.put_user_policy(UserName="alice", PolicyName="ops", PolicyDocument=filler_policy(2000))
+    (rule,) = emulator.route(seeded.event, emulator.load_rules())
+    inv = emulator.invoke(account, rule, seeded.event)
+    assert inv.error and "quarantine-user" in inv.error
+    assert [(r.operation, r.entity) for r in iam_quotas.refused] == [("PutUserPolicy", "user/alice")]
+    assert account.clients.iam.list_user_policies(UserName="alice")["PolicyNames"] == ["ops"]
+
+
+def test_never_reads_a_real_account(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No emulator in front of the client (no mock_aws, no endpoint): the quotas refuse to read AWS, and the
+    write is never sent."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    iam = boto3.client("iam", region_name="us-east-1")
+    with quotas.install(iam), pytest.raises(RuntimeError, match="for emulators"):
+        iam.put_user_policy(UserName="alice", PolicyName="p", PolicyDocument=QUARANTINE)
+
+
+def test_an_injected_fault_answers_first(moto: boto3.Session) -> None:
+    """With a fault from tests/faults.py on the same call, the fault answers (the request never reaches IAM,
+    whose quotas are not consulted) and the quotas do not try to read through the fault's dead URL."""
+    from tests.faults import Fault
+
+    iam = moto.client("iam", config=__import__("botocore.config").config.Config(retries={"max_attempts": 0}))
+    iam.create_user(UserName="alice")
+    iam.put_user_policy(UserName="alice", PolicyName="a", PolicyDocument=filler_policy(2000))
+    q = quotas.install(iam)
+    fault = Fault(iam, "PutUserPolicy", "AccessDenied", status=403)
+    with pytest.raises(ClientError, match="AccessDenied"):
+        iam.put_user_policy(UserName="alice", PolicyName="b", PolicyDocument=QUARANTINE)
+    assert fault.calls == 1 and q.refused == []
+    fault.remove()
+    with pytest.raises(ClientError, match="LimitExceeded"):
+        iam.put_user_policy(UserName="alice", PolicyName="b", PolicyDocument=QUARANTINE)
+    q.uninstall()

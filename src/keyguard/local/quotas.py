@@ -97,7 +97,6 @@ class Quotas:
         self._emitters: list[Any] = []
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._readers: dict[tuple[str | None, str, str, str | None], Any] = {}
         self.active = True  # clients made from an installed session carry a copy of its hooks: this ends them
 
     # -------------------------------------------------------------------------------- installing
@@ -105,7 +104,9 @@ class Quotas:
     def attach(self, emitter: Any) -> None:
         for op in WRITES:
             emitter.register(f"before-call.iam.{op}", self._remember_signer, unique_id=f"{self._id}-call-{op}")
-            emitter.register_first(f"before-send.iam.{op}", self._answer, unique_id=f"{self._id}-send-{op}")
+            # not register_first: an injected fault (tests/faults.py) answers before the quotas, as a failing
+            # network or service would; moto's own hook is on "before-send" itself, which comes after
+            emitter.register(f"before-send.iam.{op}", self._answer, unique_id=f"{self._id}-send-{op}")
         self._emitters.append(emitter)
 
     def uninstall(self) -> None:
@@ -132,8 +133,8 @@ class Quotas:
         self._local.signer = request_signer  # before-send of the same call follows on this thread
 
     def _answer(self, request: Any, **_: Any) -> AWSResponse | None:
-        if not self.active:
-            return None
+        if not self.active or urlsplit(request.url).netloc.endswith(".invalid"):
+            return None  # off, or another before-send hook (an injected fault) already answered it
         body = request.body
         form = parse_qs(body.decode() if isinstance(body, bytes) else (body or ""), keep_blank_values=True)
         args = {k: v[0] for k, v in form.items()}
@@ -162,27 +163,15 @@ class Quotas:
 
     def _reader(self, request: Any) -> Any:
         """An IAM client without these hooks, at the request's endpoint, signing as the writer does."""
-        import botocore.session
-
         parts = urlsplit(request.url)
         endpoint = None if parts.netloc.endswith("amazonaws.com") else f"{parts.scheme}://{parts.netloc}"
+        if endpoint is None and not _moto_active():
+            raise RuntimeError("keyguard.local.quotas emulates IAM's quotas for emulators; this request goes to AWS")
         signer = getattr(self._local, "signer", None)
         creds = signer._credentials.get_frozen_credentials() if signer is not None and signer._credentials else None
-        key = (endpoint, *(creds if creds else ("testing", "testing", None)))
-        with self._lock:
-            found = self._readers.get(key)
-        if found is None:
-            found = botocore.session.Session().create_client(
-                "iam",
-                region_name="us-east-1",
-                endpoint_url=endpoint,
-                aws_access_key_id=key[1],
-                aws_secret_access_key=key[2],
-                aws_session_token=key[3],
-            )
-            with self._lock:
-                self._readers[key] = found
-        return found
+        if creds is None:
+            return _reader_client(endpoint, "testing", "testing", None)
+        return _reader_client(endpoint, creds.access_key, creds.secret_key, creds.token)
 
     # -------------------------------------------------------------------------------- the quotas
 
@@ -234,6 +223,46 @@ class Quotas:
         if total <= limit:
             return None
         return f"Maximum policy size of {limit} bytes exceeded for {'user' if user else 'role'} {name}"
+
+
+_READERS: dict[tuple[str | None, str, str, str | None], Any] = {}
+_READERS_LOCK = threading.Lock()
+
+
+def _reader_client(endpoint: str | None, key: str, secret: str, token: str | None) -> Any:
+    """One hook-free IAM client per endpoint and credentials, from one botocore session (the IAM model is
+    loaded once; sessions are not thread-safe, so clients are made under a lock)."""
+    with _READERS_LOCK:
+        found = _READERS.get((endpoint, key, secret, token))
+        if found is None:
+            # AWS's own endpoint is only ever read with in-process moto active: that session is made after
+            # moto is imported, so it carries moto's before-send hook (a session made earlier would not)
+            local = endpoint is None
+            if local not in _SESSIONS:
+                import botocore.session
+
+                _SESSIONS[local] = botocore.session.Session()
+            found = _SESSIONS[local].create_client(
+                "iam",
+                region_name="us-east-1",
+                endpoint_url=endpoint,
+                aws_access_key_id=key,
+                aws_secret_access_key=secret,
+                aws_session_token=token,
+            )
+            _READERS[(endpoint, key, secret, token)] = found
+        return found
+
+
+_SESSIONS: dict[bool, Any] = {}
+
+
+def _moto_active() -> bool:
+    """In-process moto is intercepting requests (`mock_aws`): a reader at AWS's endpoint reaches moto."""
+    import sys
+
+    models = sys.modules.get("moto.core.models")
+    return bool(models is not None and getattr(models.botocore_stubber, "enabled", False))
 
 
 def install(target: Any, limits: Limits | None = None) -> Quotas:
