@@ -591,9 +591,11 @@ def _pages(call: Any, field_name: str, **kwargs: Any) -> list[Any]:
         marker = page["Marker"]
 
 
-def user_documents(iam: Any, name: str) -> Principal:
+def user_documents(iam: Any, name: str, boundary_arn: str | None = None) -> Principal:
     """Every policy that applies to IAM user `name`, read back from IAM: inline, attached, its groups'
-    inline and attached, and the permissions boundary (GetUser's PermissionsBoundary)."""
+    inline and attached, and the permissions boundary (GetUser's PermissionsBoundary, as IAM answers it;
+    moto 5.2.1 never shows a user's boundary, so an emulator that stands in for PutUserPermissionsBoundary
+    must answer GetUser with it, or the caller passes `boundary_arn`)."""
     user = iam.get_user(UserName=name)["User"]
     docs: dict[str, dict[str, Any]] = {}
     for p in _pages(iam.list_user_policies, "PolicyNames", UserName=name):
@@ -608,7 +610,7 @@ def user_documents(iam: Any, name: str) -> Principal:
             )
         for a in _pages(iam.list_attached_group_policies, "AttachedPolicies", GroupName=group):
             docs[f"group {group} managed:{a['PolicyArn']}"] = _managed_document(iam, a["PolicyArn"])
-    boundary_arn = (user.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
+    boundary_arn = boundary_arn or (user.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
     boundary = _managed_document(iam, boundary_arn) if boundary_arn else None
     return Principal(user["Arn"], docs, boundary, boundary_arn)
 

@@ -610,3 +610,44 @@ def test_request_contexts_say_what_iam_knows() -> None:
         ROLE_SESSION, "x", issued_at=CUTOFF, role=f"arn:aws:iam::{ACCOUNT}:role/app/web-app-role"
     ).role_arn.endswith("role/app/web-app-role")
     assert evaluate(key, '{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"s3:*","Resource":"*"}}')
+
+
+def test_documents_read_back_from_the_emulated_account(monkeypatch: pytest.MonkeyPatch) -> None:
+    """user_documents/role_documents read what IAM holds (inline, managed, groups', boundary, trust) and
+    evaluate() decides on it."""
+    import json
+
+    from moto import mock_aws
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    from tests.iam_eval import role_documents, user_documents
+
+    with mock_aws():
+        import boto3
+
+        iam = boto3.client("iam", region_name="us-east-1")
+        iam.create_user(UserName="alice")
+        admin = iam.create_policy(PolicyName="admin", PolicyDocument=json.dumps(ADMINISTRATOR_ACCESS))["Policy"]["Arn"]
+        deny_all = iam.create_policy(PolicyName="deny-all", PolicyDocument=json.dumps(AWS_DENY_ALL))["Policy"]["Arn"]
+        iam.create_group(GroupName="ops")
+        iam.add_user_to_group(GroupName="ops", UserName="alice")
+        iam.attach_group_policy(GroupName="ops", PolicyArn=admin)
+        iam.put_user_policy(UserName="alice", PolicyName="notes", PolicyDocument=json.dumps(doc(allow("s3:List*"))))
+        user = user_documents(iam, "alice")
+        assert set(user.identity) == {"inline:notes", f"group ops managed:{admin}"} and user.boundary is None
+        key = long_term_key(user.arn, "iam:CreateAccessKey", user.arn)
+        assert user.evaluate(key).allowed  # through the group
+        bounded = user_documents(iam, "alice", boundary_arn=deny_all)  # moto shows no user boundary
+        assert bounded.evaluate(key).explicit
+        iam.create_role(
+            RoleName="web-app-role",
+            AssumeRolePolicyDocument=json.dumps(TRUST_EC2),
+            PermissionsBoundary=deny_all,
+        )
+        iam.attach_role_policy(RoleName="web-app-role", PolicyArn=admin)
+        role, trust = role_documents(iam, "web-app-role")
+        assert role.boundary_arn == deny_all and trust == TRUST_EC2
+        assert role.evaluate(session(ROLE_SESSION, "s3:GetObject", issued_at=NOW, role=role.arn)).explicit
+        assert assume_role(Request("sts:AssumeRole", role.arn, "ec2.amazonaws.com"), trust)
