@@ -83,3 +83,14 @@ def deliver_and_investigate(env: Any, event: dict[str, Any], mode: str = "enforc
     rules = emulator.route(seeded.event, emulator.load_rules())
     invocations = [emulator.invoke(env, rule, seeded.event, mode) for rule in rules]
     return seeded, invocations + emulator.investigate_queued(env, mode)
+
+
+@pytest.fixture
+def iam_quotas(account: Any) -> Iterator[Any]:
+    """IAM's quotas (moto enforces none) on every IAM client of the account, the handlers' included:
+    keyguard.local.quotas. `.refused` lists what IAM would have refused."""
+    from keyguard.local import quotas
+
+    installed = quotas.install(account.clients)
+    yield installed
+    installed.uninstall()
