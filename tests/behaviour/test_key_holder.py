@@ -305,3 +305,16 @@ def test_release_restores_the_boundary_keyguard_replaced(account, monkeypatch, c
     record = ledger_of(account).principal("user", "alice")
     assert record is not None and not record.held and record.released_at is not None
     assert [e.event for e in ledger_of(account).history(kind="user", name="alice")] == ["contained", "released"]
+
+
+def test_the_notice_says_when_the_events_principal_id_is_not_iams(account) -> None:
+    """A user deleted and re-created (or renamed) under the finding's name is not the principal GuardDuty saw:
+    IAM's answer wins, and the notice says so."""
+    seeded = emulator.seed(account.clients.iam, load_event("guardduty-iam-user.json"))
+    event = copy.deepcopy(seeded.event)
+    event["detail"]["resource"]["accessKeyDetails"]["principalId"] = "AIDAOTHERPRINCIPAL0000"
+    deliver(account, event, seed=False)
+    (doc,) = inbox(account)
+    user_id = account.clients.iam.get_user(UserName="alice")["User"]["UserId"]
+    assert doc["notes"] == [f"the event's principal id is AIDAOTHERPRINCIPAL0000, but IAM says alice is {user_id}"]
+    assert doc["outcome"] == "contained"
