@@ -23,7 +23,7 @@ def _steps(text: str) -> str:
 def test_dry_run_role_notice_gives_role_commands(account) -> None:
     """Item 1: an assumed-role finding in dry-run never suggests user commands or deleting an ASIA key."""
     _, invocations = deliver(account, load_event("guardduty-assumed-role-exfiltration.json"), mode="dry-run")
-    ((subject, text),) = _texts(invocations)
+    ((_subject, text),) = _texts(invocations)
     steps = _steps(text)
     assert "--user-name web-app-role" not in text
     assert "delete-access-key" not in text and "delete-user-policy" not in text
@@ -50,7 +50,7 @@ def test_dry_run_leaked_key_notice_says_still_active_and_contain_now(account) ->
 
 def test_dry_run_new_key_notice_never_says_reactivate(account) -> None:
     """Item 2: in dry-run the new key was never deactivated: no step turns it back on."""
-    seeded, invocations = deliver(account, load_event("cloudtrail-create-access-key.json"), mode="dry-run")
+    _seeded, invocations = deliver(account, load_event("cloudtrail-create-access-key.json"), mode="dry-run")
     ((_, text),) = _texts(invocations)
     assert "--status Active" not in text and "reactivat" not in text.lower()
     assert "is active" in _steps(text)

@@ -29,6 +29,7 @@ DEFAULT_TEMPLATE = REPO / "template.yaml"
 DEFAULT_EVENTS = REPO / "events"
 ACCOUNT = "123456789012"
 BYSTANDER = "bystander-dana"
+PLACEHOLDER_IMAGE = "ami-0123456789abcdef0"  # moto runs instances of any image id (no AMI validation by default)
 
 
 @dataclass(frozen=True)
@@ -154,16 +155,39 @@ def emulated_account(endpoint_url: str | None = None) -> Iterator[Environment]:
     try:
         if endpoint_url:
             os.environ["AWS_ENDPOINT_URL"] = endpoint_url  # boto3 sends every client there
-            yield _provision(Clients())
+            yield _provision(Clients(_session()))
             return
         from moto import mock_aws
 
-        with mock_aws():
-            yield _provision(Clients())
+        # moto loads ~1,200 default AMIs into every region's EC2 backend (0.7 s each); the emulator needs none
+        amis = os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+        try:
+            with mock_aws():
+                yield _provision(Clients(_session()))
+        finally:
+            if amis == "false" and os.environ.get("MOTO_EC2_LOAD_DEFAULT_AMIS") == "false":
+                os.environ.pop("MOTO_EC2_LOAD_DEFAULT_AMIS", None)
     finally:
         os.environ.pop("AWS_ENDPOINT_URL", None)
         if saved is not None:
             os.environ["AWS_ENDPOINT_URL"] = saved
+
+
+_LOADER: Any = None
+
+
+def _session() -> Any:
+    """A fresh botocore session (its own event hooks) sharing one data loader: the service models are
+    read from disk once per process, not once per emulated account."""
+    import botocore.session
+
+    global _LOADER
+    session = botocore.session.get_session()
+    if _LOADER is None:
+        _LOADER = session.get_component("data_loader")
+    else:
+        session.register_component("data_loader", _LOADER)
+    return session
 
 
 def _provision(clients: Any) -> Environment:
@@ -333,11 +357,38 @@ def _instance_for_role_session(env: Environment, seeded: Seeded) -> None:
         return
     region = detail.get("region") or seeded.event.get("region") or "us-east-1"
     ec2 = env.clients.get("ec2", region)
-    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    image = any_image(ec2)
     instance = ec2.run_instances(
         ImageId=image, MinCount=1, MaxCount=1, MetadataOptions={"HttpTokens": "optional", "HttpEndpoint": "enabled"}
     )["Instances"][0]["InstanceId"]
     details["principalId"] = principal.rsplit(":", 1)[0] + ":" + instance
+
+
+def any_image(ec2: Any) -> str:
+    """An image id the emulator knows. Asked by name: listing all of moto's ~1,200 AMIs takes seconds."""
+    named = [{"Name": "name", "Values": ["amzn2-ami-hvm-2.0.*-x86_64-gp2"]}]
+    found = ec2.describe_images(Owners=["amazon"], Filters=named)["Images"]
+    return found[0]["ImageId"] if found else PLACEHOLDER_IMAGE
+
+
+def investigated(event: dict[str, Any]) -> bool:
+    """Whether containment would hand this event to the investigation (a leaked key or credentials that
+    are contained, or would be in dry-run): only then does the demo seed the key's recorded history."""
+    from keyguard.errors import KeyguardError as Bad
+    from keyguard.incident import Kind
+    from keyguard.plan import triage
+    from keyguard.settings import Settings
+    from keyguard.sources import cloudtrail, guardduty, health
+
+    extract = {"aws.guardduty": guardduty, "aws.health": health, "aws.iam": cloudtrail}.get(event.get("source"))
+    if extract is None:
+        return False
+    try:
+        incidents = extract.extract(event)
+    except Bad:
+        return False
+    settings = Settings.from_env()
+    return any(i.kind is Kind.COMPROMISE and triage(i, settings) is None for i in incidents)
 
 
 def investigate_queued(env: Environment, mode: str = "enforce") -> list[Invocation]:
