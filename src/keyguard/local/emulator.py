@@ -71,8 +71,11 @@ def load_rules(template: Path = DEFAULT_TEMPLATE) -> list[Rule]:
     return rules
 
 
-def route(event: dict[str, Any], rules: list[Rule]) -> list[Rule]:
-    return [r for r in rules if matches(r.pattern, event)]
+def route(event: dict[str, Any], rules: list[Rule], tester: Any = None) -> list[Rule]:
+    """The rules whose pattern the event matches: moto's matcher, or `tester(pattern, event)` (EventBridge's
+    own TestEventPattern, keyguard.local.patterns.aws_matches)."""
+    test = tester or matches
+    return [r for r in rules if test(r.pattern, event)]
 
 
 @dataclass
@@ -95,6 +98,7 @@ class Seeded:
     users: dict[str, list[str]] = field(default_factory=dict)  # user -> its key ids
     secrets: dict[str, str] = field(default_factory=dict)  # emulated key id -> its secret (tests sign with it)
     roles: list[str] = field(default_factory=list)
+    instances: list[tuple[str, str]] = field(default_factory=list)  # (region, instance id) the emulator ran
 
 
 @dataclass
@@ -344,6 +348,10 @@ def seed_activity(env: Environment, seeded: Seeded, now: Any = None) -> None:
             if key["AccessKeyId"] not in seeded.users[user]:
                 seeded.users[user].append(key["AccessKeyId"])
     env.cloudtrail = cloudtrail.FakeCloudTrail(records).install(env.clients.session)
+    for record in records:
+        if record.get("eventName") == "RunInstances" and not record.get("errorCode"):
+            items = ((record.get("responseElements") or {}).get("instancesSet") or {}).get("items") or []
+            seeded.instances += [(record["awsRegion"], i["instanceId"]) for i in items if i.get("instanceId")]
     _instance_for_role_session(env, seeded)
 
 
@@ -362,6 +370,7 @@ def _instance_for_role_session(env: Environment, seeded: Seeded) -> None:
         ImageId=image, MinCount=1, MaxCount=1, MetadataOptions={"HttpTokens": "optional", "HttpEndpoint": "enabled"}
     )["Instances"][0]["InstanceId"]
     details["principalId"] = principal.rsplit(":", 1)[0] + ":" + instance
+    seeded.instances.append((region, instance))
 
 
 def any_image(ec2: Any) -> str:
@@ -416,3 +425,62 @@ def investigate_queued(env: Environment, mode: str = "enforce") -> list[Invocati
             inv.error = f"investigation failed for message {m['MessageId']} (SQS redelivers it; then the DLQ keeps it)"
         sqs.delete_message(QueueUrl=env.investigation_url, ReceiptHandle=m["ReceiptHandle"])
         out.append(inv)
+
+
+def seeded_resources(env: Environment, seeded: Seeded) -> list[str]:
+    """What the emulator made for one event, in words."""
+    out = [f"user/{u}" for u in seeded.users] + [f"role/{r}" for r in seeded.roles]
+    out += [f"instance {i} ({region})" for region, i in seeded.instances]
+    out += [f"topic {env.topic_arn}", f"queue {env.inbox_url}", f"queue {env.investigation_url}", f"table {env.table}"]
+    return out
+
+
+def cleanup(env: Environment, seeded: Seeded) -> tuple[list[str], list[str]]:
+    """Remove what the emulator made for one event (a long-lived emulator such as moto_server keeps it, and
+    `keyguard audit` against it would list it). Returns (removed, not removed with why)."""
+    iam, removed, failed = env.clients.iam, [], []
+
+    def attempt(what: str, *calls: Any) -> None:
+        try:
+            for call in calls:
+                call()
+            removed.append(what)
+        except Exception as e:
+            failed.append(f"{what}: {type(e).__name__}: {' '.join(str(e).split())[:200]}")
+
+    for user in seeded.users:
+        attempt(f"user/{user}", lambda u=user: _delete_user(iam, u))
+    for role in seeded.roles:
+        attempt(f"role/{role}", lambda r=role: _delete_role(iam, r))
+    for region, instance in seeded.instances:
+        ec2 = env.clients.get("ec2", region)
+        attempt(f"instance {instance} ({region})", lambda e=ec2, i=instance: e.terminate_instances(InstanceIds=[i]))
+    sqs, sns, ddb = env.clients.get("sqs"), env.clients.get("sns"), env.clients.get("dynamodb")
+    attempt(f"topic {env.topic_arn}", lambda: sns.delete_topic(TopicArn=env.topic_arn))
+    for url in (env.inbox_url, env.investigation_url):
+        attempt(f"queue {url}", lambda u=url: sqs.delete_queue(QueueUrl=u))
+    attempt(f"table {env.table}", lambda: ddb.delete_table(TableName=env.table))
+    return removed, failed
+
+
+def _delete_user(iam: Any, user: str) -> None:
+    for key in iam.list_access_keys(UserName=user)["AccessKeyMetadata"]:
+        iam.delete_access_key(UserName=user, AccessKeyId=key["AccessKeyId"])
+    for name in iam.list_user_policies(UserName=user)["PolicyNames"]:
+        iam.delete_user_policy(UserName=user, PolicyName=name)
+    for policy in iam.list_attached_user_policies(UserName=user)["AttachedPolicies"]:
+        iam.detach_user_policy(UserName=user, PolicyArn=policy["PolicyArn"])
+    try:
+        iam.delete_login_profile(UserName=user)
+    except Exception as e:
+        if "NoSuchEntity" not in str(e):
+            raise
+    iam.delete_user(UserName=user)
+
+
+def _delete_role(iam: Any, role: str) -> None:
+    for name in iam.list_role_policies(RoleName=role)["PolicyNames"]:
+        iam.delete_role_policy(RoleName=role, PolicyName=name)
+    for policy in iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]:
+        iam.detach_role_policy(RoleName=role, PolicyArn=policy["PolicyArn"])
+    iam.delete_role(RoleName=role)
