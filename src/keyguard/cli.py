@@ -65,8 +65,9 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         text = f"{message} (see `{self.prog} --help`)"
-        if _Parser.json_errors:
-            self.exit(NOTHING_DONE, json.dumps(error_document(None, text, NOTHING_DONE)) + "\n")
+        if _Parser.json_errors:  # the one document a script reads, on stdout
+            print(json.dumps(error_document(None, text, NOTHING_DONE)))
+            sys.exit(NOTHING_DONE)
         self.exit(NOTHING_DONE, f"keyguard: {text}\n")
 
 
@@ -306,7 +307,10 @@ def _version() -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     _Parser.json_errors = _wants_json(argv)
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as stop:  # --help, --version and usage errors: argparse has printed them
+        return stop.code if isinstance(stop.code, int) else NOTHING_DONE
     if args.format not in FORMATS[args.command]:
         return _refuse(
             args,

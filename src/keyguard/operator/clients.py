@@ -36,6 +36,10 @@ class OperatorError(KeyguardError):
     """Bad input, or an answer from AWS that stops the command before it changes anything. One line, exit 2."""
 
 
+class NotAWS(OperatorError):
+    """The endpoint answered, but not like AWS."""
+
+
 class OperatorClients(Clients):
     """boto3 clients for one profile / region / endpoint; credentials are checked before the first call.
 
@@ -75,8 +79,20 @@ class OperatorClients(Clients):
             )
             found = self._session.client(service, region_name=key[1], config=config, endpoint_url=self.endpoint_url)
             found.meta.events.register("before-call", self._note_call)
+            found.meta.events.register("before-parse", self._looks_like_aws)
             self._clients[key] = found
         return found
+
+    def _looks_like_aws(self, operation_model: Any = None, response_dict: Any = None, **_: Any) -> None:
+        """An endpoint that answers with a web page is not AWS: say so before botocore makes sense of it."""
+        headers = {k.lower(): v for k, v in ((response_dict or {}).get("headers") or {}).items()}
+        kind = str(headers.get("content-type", "")).lower()
+        if kind.startswith("text/html"):
+            status = (response_dict or {}).get("status_code")
+            raise NotAWS(
+                f"{self.endpoint_url or 'the endpoint'} answered {self.last_call or 'the call'} with a web page "
+                f"(HTTP {status}), not AWS's format: is it an AWS-compatible endpoint (e.g. moto_server)?"
+            )
 
     def _note_call(self, model: Any = None, **_: Any) -> None:
         if model is not None:

@@ -22,6 +22,8 @@ def principal_arn(actor: str) -> str | None:
     partition, account, resource = parts[1], parts[4], parts[5]
     if parts[2] == "iam" and resource.startswith(("user/", "role/")):
         return actor
+    if parts[2] == "sts" and resource.startswith("user/"):  # what moto's GetCallerIdentity answers
+        return f"arn:{partition}:iam::{account}:{resource}"
     if parts[2] == "sts" and resource.startswith("assumed-role/"):
         role = resource.split("/")[1]
         return f"arn:{partition}:iam::{account}:role/{role}"
@@ -67,6 +69,8 @@ def check(clients: Any, actor: str, actions: list[Any]) -> dict[str, Any]:
         return _cannot("the endpoint does not implement IAM's policy simulator (moto does not)")
     except Exception as e:
         code = error_code(e)
+        if type(e).__name__ == "ResponseParserError":  # moto_server answers an unimplemented call with a page
+            return _cannot("the endpoint did not answer IAM's policy simulator (moto does not implement it)")
         if code in ("AccessDenied", "AccessDeniedException"):
             return _cannot("iam:SimulatePrincipalPolicy is not granted to you")
         if code in ("NotImplemented", "InvalidAction") or "not been implemented" in str(e):
