@@ -126,6 +126,21 @@ def test_colour_on_a_terminal_only(monkeypatch) -> None:
     assert "\x1b[" not in tty.getvalue()
 
 
+def test_tables_are_rich_on_a_terminal_and_plain_in_a_pipe(monkeypatch) -> None:
+    from keyguard.operator.terminal import Console
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    tty, pipe = _Tty(), io.StringIO()
+    rows = [["user/alice", "keyguard-quarantine", "2025-03-17T09:41:27Z", None]]
+    Console(out=tty).table(("PRINCIPAL", "POLICIES", "SINCE", "WHY"), rows)
+    Console(out=pipe).table(("PRINCIPAL", "POLICIES", "SINCE", "WHY"), rows)
+    assert "\x1b[" in tty.getvalue() and "─" in tty.getvalue()
+    assert pipe.getvalue().splitlines() == [
+        "  PRINCIPAL   POLICIES             SINCE                 WHY",
+        "  user/alice  keyguard-quarantine  2025-03-17T09:41:27Z  -",
+    ]
+
+
 def test_progress_on_a_terminal_only(monkeypatch) -> None:
     from keyguard.operator.terminal import Console
 

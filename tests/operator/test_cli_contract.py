@@ -4,6 +4,7 @@ as a person or a script would (in-process, or as a process against moto_server) 
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import subprocess
@@ -18,6 +19,10 @@ from tests.operator.inventory import snapshot, user_with_keys
 
 REPO = Path(__file__).resolve().parents[2]
 KEYGUARD = [sys.executable, "-m", "keyguard.cli"]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO / "src")}  # this tree's code, whatever is installed
 
 
 @pytest.fixture
@@ -132,6 +137,7 @@ def test_a_silent_endpoint_fails_fast_naming_the_slow_call(silent_endpoint, monk
         text=True,
         timeout=120,  # today's main hangs here for minutes
         cwd=REPO,
+        env=_env(),
         check=False,
     )
     assert run.returncode == 2
@@ -214,6 +220,7 @@ def test_closed_or_empty_stdin_says_pass_yes(moto_endpoint, redirect) -> None:
         text=True,
         timeout=120,
         cwd=REPO,
+        env=_env(),
         check=False,
     )
     assert run.returncode == 2, run.stderr

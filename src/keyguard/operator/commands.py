@@ -71,6 +71,9 @@ def status(args: Any, clients: OperatorClients, console: Console) -> int:
             console.document(documents.held(held, at, ledger))
         elif args.format == "csv":
             console.print(render.csv_text(render.HELD_HEADERS, render.held_rows(held)))
+        elif held and console.color:
+            title = f"keyguard holds {len(held)} in quarantine:"
+            console.table(render.HELD_HEADERS, render.held_rows(held), title=title)
         else:
             console.print(render.held_text(held))
         return OK
@@ -89,7 +92,9 @@ def status(args: Any, clients: OperatorClients, console: Console) -> int:
     elif args.format == "csv":
         console.print(render.csv_text(("POLICY", "EFFECT"), [[p.name, p.effect] for p in state.policies]))
     else:
-        console.print(render.status_text(state, at, highlight))
+        console.print(render.status_text(state, at, highlight, keys=not console.color))
+        if console.color and state.kind == "user":
+            console.table(render.KEY_HEADERS, render.key_rows(state, at, highlight), title="\nAccess keys:")
         extra = documents.ledger_lines(state, ledger)
         if extra:
             console.print("\n".join(extra))
@@ -493,6 +498,9 @@ def history(args: Any, clients: OperatorClients, console: Console) -> int:
         console.document(documents.history(entries, since))
     elif args.format == "csv":
         console.print(render.csv_text(documents.HISTORY_HEADERS, documents.history_rows(entries)))
+    elif console.color and entries:
+        head = documents.history_text([], since).replace(": nothing recorded.", f" ({len(entries)} entries):")
+        console.table(documents.HISTORY_HEADERS, documents.history_rows(entries), title=head)
     else:
         console.print(documents.history_text(entries, since))
     return OK

@@ -62,6 +62,23 @@ class Console:
         else:
             print(text, file=self.out)
 
+    def table(self, headers: Any, rows: Any, *, title: str | None = None) -> None:
+        """A table: rich's on a terminal, the plain aligned text (keyguard.operator.render) in a pipe."""
+        if not self.color:
+            from keyguard.operator.render import table
+
+            if title:
+                print(title, file=self.out)
+            print(table(headers, rows), file=self.out)
+            return
+        from rich import box
+        from rich.table import Table
+
+        grid = Table(*headers, title=title, title_justify="left", box=box.SIMPLE_HEAD, highlight=False)
+        for row in rows:
+            grid.add_row(*[self._styled("-" if v is None or v == "" else str(v)) for v in row])
+        self._console().print(grid)
+
     def document(self, doc: Any) -> None:
         print(json.dumps(doc, indent=2, default=str), file=self.out)
 
