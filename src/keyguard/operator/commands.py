@@ -34,6 +34,7 @@ ERROR = NOTHING_DONE
 REGION_RE = re.compile(r"[a-z]{2}(-[a-z0-9]+)+-[0-9]+")
 TOPIC_RE = re.compile(r"arn:aws(-[a-z]+)*:sns:[a-z]{2}(-[a-z0-9]+)+-[0-9]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?")
 REASON_MAX = 200
+TOPIC_CHECK_PERMISSIONS = ("sns:GetTopicAttributes",)  # the topic exists, before the first change
 
 
 def now() -> datetime:
