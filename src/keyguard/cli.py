@@ -20,9 +20,7 @@ Against your account (boto3's credential chain; docs/operator.md):
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import json
-import os
 import re
 import sys
 from pathlib import Path
@@ -349,21 +347,6 @@ def _completion(shell: str) -> int:
 
     print(shtab.complete(build_parser(), shell=shell))
     return DONE
-
-
-def is_private_host(url: str) -> bool:
-    """An endpoint on this machine or a private network (an emulator), as opposed to a public one."""
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_private
-    except ValueError:
-        return False
-
-
-def _env_flag(name: str) -> bool:
-    return bool(os.environ.get(name))
 
 
 if __name__ == "__main__":

@@ -147,7 +147,7 @@ def _next_steps(r: Response) -> list[str]:
                 " --status Inactive)"
             )
         else:
-            steps.append(_session_user_step(user))
+            steps.append(_session_user_step(user, held=False))
         steps.append("Fix the error above (permissions? throttling?), then check this key again.")
         return steps
     if o in (Outcome.CONTAINED, Outcome.WOULD_CONTAIN) and i.kind.value == "new-key":
@@ -157,11 +157,11 @@ def _next_steps(r: Response) -> list[str]:
         if o is Outcome.WOULD_CONTAIN:
             steps.append(
                 f"Dry-run: keyguard changed nothing, so user {user} and its session credentials {i.key_id} are"
-                " STILL ACTIVE. Quarantine the user now (see the fallback below for the raw command)."
+                " STILL ACTIVE."
             )
         return [
             *steps,
-            _session_user_step(user),
+            _session_user_step(user, held=o is Outcome.CONTAINED),
             "Review what the session did (CloudTrail, filter by access key id) and undo it.",
             _release_step("user", user, QUARANTINE_POLICY),
         ]
@@ -210,12 +210,17 @@ def _release_step(kind: str, name: str, policy: str) -> str:
     )
 
 
-def _session_user_step(user: str) -> str:
-    return (
+def _session_user_step(user: str, *, held: bool = True) -> str:
+    text = (
         f"Temporary (ASIA) credentials cannot be deleted and expire on their own: rotate user {user}'s long-term"
-        " keys (one of them minted the session) and keep the user quarantined until then (fallback: aws iam"
-        f" put-user-policy --user-name {user} --policy-name {QUARANTINE_POLICY} --policy-document"
-        ' \'{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"*","Resource":"*"}]}\')'
+        " keys (one of them minted the session)"
+    )
+    if held:
+        return text + "; the quarantine holds until you release the user."
+    return text + (
+        f", and quarantine the user until then: aws iam put-user-policy --user-name {user} --policy-name"
+        f" {QUARANTINE_POLICY} --policy-document"
+        ' \'{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"*","Resource":"*"}]}\''
     )
 
 

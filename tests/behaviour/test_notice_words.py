@@ -115,3 +115,20 @@ def test_new_key_exemption_advice_names_the_stack_parameter(account) -> None:
     assert "ExemptPrincipals" in steps
     assert "tag the user keyguard exemption" not in text
     assert "keyguard release --user bob --reactivate" in steps
+
+
+def test_a_users_session_key_is_never_to_be_deleted() -> None:
+    """Item 1: an ASIA key (a user's GetSessionToken credentials) cannot be deleted: no such advice."""
+    from dataclasses import replace
+    from datetime import UTC, datetime
+
+    from keyguard import notify
+    from keyguard.plan import Outcome
+    from keyguard.respond import Response
+    from tests.conftest import incident_from
+
+    incident = replace(incident_from("guardduty-iam-user.json"), key_id="ASIAIOSFODNN7EXAMPLE")
+    for outcome in (Outcome.CONTAINED, Outcome.WOULD_CONTAIN, Outcome.FAILED):
+        text = notify.body(Response(incident, outcome, "x", "alice", at=datetime.now(UTC)))
+        assert "delete-access-key" not in text and "keyguard contain --key ASIA" not in text, outcome
+        assert "rotate user alice's long-term keys" in text

@@ -29,8 +29,6 @@ from keyguard.operator.principal import (
 from keyguard.operator.terminal import Console, NoAnswer
 
 OK, FAILED, NOTHING_DONE, INTERRUPTED = 0, 1, 2, 130
-NOT_DONE = FAILED  # the old name
-ERROR = NOTHING_DONE
 REGION_RE = re.compile(r"[a-z]{2}(-[a-z0-9]+)+-[0-9]+")
 TOPIC_RE = re.compile(r"arn:aws(-[a-z]+)*:sns:[a-z]{2}(-[a-z0-9]+)+-[0-9]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?")
 REASON_MAX = 200
