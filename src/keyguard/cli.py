@@ -342,10 +342,10 @@ def _refuse(args: Any, message: str) -> int:
     return NOTHING_DONE
 
 
-def _completion(shell: str) -> int:
+def _completion(name: str) -> int:
     import shtab
 
-    print(shtab.complete(build_parser(), shell=shell))
+    print(shtab.complete(build_parser(), name))  # the shell's name, positionally
     return DONE
 
 
