@@ -141,7 +141,10 @@ def test_a_silent_endpoint_fails_fast_naming_the_slow_call(silent_endpoint, monk
         check=False,
     )
     assert run.returncode == 2
-    assert re.fullmatch(r"keyguard: timed out waiting for iam:GetUser at .*\(try --timeout\)", one_line(run.stderr))
+    line = one_line(run.stderr)
+    assert re.fullmatch(
+        r"keyguard: timed out waiting for [a-z0-9]+:[A-Za-z]+ at http://127\.0\.0\.1:.*\(try --timeout\)", line
+    )
 
 
 # ------------------------------------------------------------------------------------------ 9. exit codes
@@ -176,7 +179,7 @@ def test_every_change_refused_exits_2_and_part_done_exits_1(alice, cli) -> None:
     assert code == 2 and "FAILED" in one_line(err)
     fault.remove()
     code, _, err = cli("contain", "--key", leaked, "--yes")
-    assert code == 1 and "FAILED (quarantine-user)" in one_line(err)
+    assert code == 1 and "FAILED (quarantine-user" in one_line(err)
 
 
 def test_wrong_confirm_reactivate_exits_2(alice, cli) -> None:
@@ -292,7 +295,7 @@ def test_status_json_has_every_fact_in_one_key_style(alice, cli) -> None:
     assert code == 0 and doc["command"] == "status"
     assert set(doc) == {
         "keyguard", "command", "at", "principal", "held", "policies", "otherPolicies", "containment",
-        "leakedKeys", "lastRelease", "ledger", "keys",
+        "leakedKeys", "lastRelease", "boundary", "ledger", "keys",
     }  # fmt: skip
     keys = json.dumps(doc)
     assert not re.search(r'"[a-z]+-[a-z-]+":', keys), "every key is camelCase"
@@ -304,7 +307,8 @@ def test_contain_json_without_yes_shows_the_plan(alice, cli) -> None:
     code, out, err = cli("contain", "--key", leaked, "--format", "json", answers="n\n")
     doc = json.loads(out)
     assert code == 2 and doc["outcome"] == "declined"
-    assert [p["action"] for p in doc["keys"][0]["plan"]] == ["deactivate-key", "quarantine-user", "record"]
+    plan = [p["action"] for p in doc["keys"][0]["plan"]]
+    assert plan[:2] == ["deactivate-key", "quarantine-user"] and plan[-1] == "record"
     assert "deactivate-key" in err  # the plan beside the question
 
 

@@ -53,6 +53,7 @@ def test_contain_status_release_round_trip(account, cli) -> None:
     assert [(a["action"], a["status"]) for a in key["actions"]] == [
         ("deactivate-key", "done"),
         ("quarantine-user", "done"),
+        ("verify", "done"),
         ("record", "done"),
     ]
     contained = state(aws)
@@ -266,7 +267,14 @@ def test_contain_uses_the_engine_and_verifies_the_owner_with_iam(account, cli) -
     log = CallLog(aws.iam)
     assert cli("contain", "--key", leaked, "--yes")[0] == 0
     # the command's owner lookup (for the question), then the engine: IAM names the owner, then containment
-    assert log.calls == ["GetAccessKeyLastUsed", "GetAccessKeyLastUsed", "UpdateAccessKey", "PutUserPolicy", "TagUser"]
+    assert log.calls == [
+        "GetAccessKeyLastUsed",
+        "GetAccessKeyLastUsed",
+        "UpdateAccessKey",
+        "PutUserPolicy",
+        *("GetUser", "ListAccessKeys", "GetUserPolicy"),  # IAM read back: contained only when IAM shows it
+        "TagUser",
+    ]
 
 
 def test_contain_respects_protected_principals(account, cli, monkeypatch) -> None:
@@ -283,7 +291,7 @@ def test_failed_containment_is_loud(account, cli) -> None:
     Fault(aws.iam, "PutUserPolicy", "AccessDenied", status=403)
     code, out, err = cli("contain", "--key", leaked, "--yes")
     assert code == 1
-    assert err.startswith(f"keyguard: containment of {leaked} FAILED (quarantine-user)") and err.count("\n") == 1
+    assert err.startswith(f"keyguard: containment of {leaked} FAILED (quarantine-user") and err.count("\n") == 1
     assert "quarantine-user user alice (policy keyguard-quarantine): failed (AccessDenied" in out
     after = state(aws)["user/alice"]
     assert after["keys"] == {leaked: "Inactive", other: "Active"}  # what worked did happen

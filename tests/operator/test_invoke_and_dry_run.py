@@ -126,8 +126,5 @@ def test_dry_run_allowed(alice, cli) -> None:
     code, out, _ = cli("contain", "--key", leaked, "--dry-run", "--format", "json")
     doc = json.loads(out)
     assert code == 0 and doc["permissions"]["allowed"] is True and doc["permissions"]["checked"] is True
-    assert {r["action"] for r in doc["permissions"]["results"]} == {
-        "iam:UpdateAccessKey",
-        "iam:PutUserPolicy",
-        "iam:TagUser",
-    }
+    asked = {r["action"] for r in doc["permissions"]["results"]}
+    assert {"iam:UpdateAccessKey", "iam:PutUserPolicy", "iam:TagUser"} <= asked

@@ -20,8 +20,26 @@ DONE, FAILED, NOTHING_DONE = 0, 1, 2
 def run(args: Any) -> int:
     from keyguard.cli import error_document
 
+    import logging
+
+    saved = os.environ.get("POWERTOOLS_LOG_LEVEL")
+    handlers_log = logging.getLogger("keyguard")  # the handlers' powertools Logger (service keyguard)
+    level = handlers_log.level
     if not args.verbose:
         os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    try:
+        return _run(args, error_document)
+    finally:  # the process may go on (tests, a REPL): leave its environment as it was
+        # a handler's Logger made during the run took the quiet level; later Loggers of the same service
+        # reuse it as it is, so give it the level it would have had (powertools' default: INFO)
+        handlers_log.setLevel(level or (saved or "INFO").upper())
+        if saved is None:
+            os.environ.pop("POWERTOOLS_LOG_LEVEL", None)
+        else:
+            os.environ["POWERTOOLS_LOG_LEVEL"] = saved
+
+
+def _run(args: Any, error_document: Any) -> int:
     out: list[dict[str, Any]] = []
     text = args.format != "json"
     try:

@@ -17,6 +17,7 @@ from keyguard.operator import documents, publish, render
 from keyguard.operator.clients import OperatorClients, OperatorError, describe
 from keyguard.operator.principal import (
     PrincipalState,
+    attach_ledger,
     check_key_id,
     check_long_term_key_id,
     check_name,
@@ -65,7 +66,7 @@ def status(args: Any, clients: OperatorClients, console: Console) -> int:
     iam, at = clients.iam, now()
     ledger = _ledger(clients, args)
     if args.user is None and args.key is None and args.role is None:
-        held = held_principals(iam)
+        held = [attach_ledger(h, ledger) for h in held_principals(iam)]
         if args.format == "json":
             console.document(documents.held(held, at, ledger))
         elif args.format == "csv":
@@ -84,6 +85,7 @@ def status(args: Any, clients: OperatorClients, console: Console) -> int:
         state = read_user(iam, args.user)
     else:
         state = read_role(iam, args.role)
+    attach_ledger(state, ledger)
     if args.format == "json":
         console.document(documents.status(state, at, ledger))
     elif args.format == "csv" and state.kind == "user":
@@ -126,7 +128,9 @@ def contain(args: Any, clients: OperatorClients, console: Console) -> int:
         stop = _protection(protection, incident, owner, settings)
         if stop:
             refused.append(f"{key_id} of {owner}: {stop}")
-        planned.append((key_id, owner, incident, plan_actions(incident, owner, at)))
+        planned.append(
+            (key_id, owner, incident, plan_actions(incident, owner, at, boundary_arn=settings.deny_all_policy_arn))
+        )
     if refused:
         where = f" ({stack.line()})" if stack else ""
         raise OperatorError(f"refused, nothing was changed{where}: " + "; ".join(refused))
@@ -183,8 +187,9 @@ def contain(args: Any, clients: OperatorClients, console: Console) -> int:
     problems: list[str] = []
     any_done = False
     results_text = []
+    ledger = _ledger_for(clients, settings)
     for entry, (key_id, _owner, incident, _) in zip(doc["keys"], planned, strict=True):
-        response = respond(incident, settings, iam, account=account, now=at)
+        response = respond(incident, settings, iam, account=account, now=at, ledger=ledger, actor=actor, reason=reason)
         entry["outcome"] = response.outcome.value
         entry["actions"] = [
             {"action": r.action, "target": r.target, "status": r.status.value, "detail": r.detail or None}
@@ -256,11 +261,16 @@ def release(args: Any, clients: OperatorClients, console: Console) -> int:
     reason = _reason(args.reason, DEFAULT_REASON)
     topic_arg = _check_topic(args.topic_arn)
     stack = _stack(clients, args)
+    settings = _settings(stack)
     topic = topic_arg or _stack_topic(stack) or _env_topic()
     account, actor = caller(clients)
     iam, at = clients.iam, now()
+    ledger = _ledger_for(clients, settings)
     state = read_user(iam, args.user) if args.user is not None else read_role(iam, args.role)
-    plan = plan_release(state, actor=actor, reason=reason, now=at, reactivate=args.reactivate)
+    attach_ledger(state, ledger)
+    plan = plan_release(
+        state, actor=actor, reason=reason, now=at, reactivate=args.reactivate, deny_all_arn=settings.deny_all_policy_arn
+    )
     if plan.empty:
         if args.format == "json":
             doc = _release_doc(state, plan, [], actor, reason, at, account=account)
@@ -322,6 +332,17 @@ def release(args: Any, clients: OperatorClients, console: Console) -> int:
         console.warn(declined)
         return NOTHING_DONE
 
+    if plan.release_in_ledger and ledger is not None:
+        # before IAM changes: the tamper watch must see a release made through keyguard, not an undoing
+        ledger.released(
+            kind=state.kind,
+            name=state.name,
+            at=at,
+            actor=actor,
+            reason=reason,
+            incident=state.ledger.incident if state.ledger else None,
+            detail={"steps": [a.describe() for a in steps]},
+        )
     results = execute(iam, steps)
     doc = _release_doc(state, plan, results, actor, reason, at, account=account)
     failed = [r for r in results if r.status.value == "failed"]
@@ -605,14 +626,16 @@ def _settings(stack: Any) -> Any:
 
 
 def _ledger(clients: OperatorClients, args: Any) -> Any:
-    """The stack's ledger, when there is one (its table from the stack's settings or the environment)."""
-    try:
-        from keyguard.ledger import Ledger
-    except ImportError:  # the ledger is not on this branch yet
+    """The stack's ledger, when there is one (its table from the stack's settings or KEYGUARD_LEDGER_TABLE)."""
+    return _ledger_for(clients, _settings(_stack(clients, args)))
+
+
+def _ledger_for(clients: OperatorClients, settings: Any) -> Any:
+    if not settings.ledger_table:
         return None
-    stack = _stack(clients, args)
-    table = (stack.get("ledgerTable") if stack else None) or os.environ.get("KEYGUARD_LEDGER_TABLE")
-    return Ledger(table, clients.get("dynamodb")) if table else None
+    from keyguard.ledger import Ledger
+
+    return Ledger(settings.ledger_table, clients.get("dynamodb"))
 
 
 def _simulate(clients: OperatorClients, actor: str, actions: list[Any]) -> dict[str, Any]:

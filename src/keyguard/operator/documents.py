@@ -40,6 +40,7 @@ def principal(state: PrincipalState, at: datetime, ledger: Any = None, *, keys: 
         "containment": _containment(state),
         "leakedKeys": [{"accessKeyId": k, "leakedAt": v} for k, v in sorted(state.leaked.items())],
         "lastRelease": _release(state),
+        "boundary": state.boundary,
         "ledger": ledger_record(state, ledger),
     }
     if keys:
@@ -61,22 +62,19 @@ def held(states: list[PrincipalState], at: datetime, ledger: Any = None) -> dict
 
 
 def ledger_record(state: PrincipalState, ledger: Any) -> dict[str, Any] | None:
-    """What keyguard's own ledger says about the principal (the tags are only a mirror)."""
-    if ledger is None:
+    """What keyguard's own ledger says about the principal (attach_ledger read it; the tags are a mirror).
+    None: no ledger configured; {}: the ledger has no record of it."""
+    if ledger is None or not getattr(ledger, "enabled", False):
         return None
-    try:
-        record = ledger.principal(state.kind, state.name)
-    except Exception as e:  # the ledger is the record: say it could not be read, never hide it
-        return {"error": f"{type(e).__name__}: {' '.join(str(e).split())[:200]}"}
-    return _plain(record) if record is not None else {}
+    from keyguard.operator.principal import _ledger_dict
+
+    return _ledger_dict(state.ledger) or {}
 
 
 def ledger_lines(state: PrincipalState, ledger: Any) -> list[str]:
     record = ledger_record(state, ledger)
     if record is None:
         return []
-    if "error" in record:
-        return [f"ledger       : could not be read ({record['error']})"]
     if not record:
         return ["ledger       : no record of this principal"]
     held = "HELD" if record.get("held") else "not held"
