@@ -18,9 +18,9 @@ DONE, FAILED, NOTHING_DONE = 0, 1, 2
 
 
 def run(args: Any) -> int:
-    from keyguard.cli import error_document
-
     import logging
+
+    from keyguard.cli import error_document
 
     saved = os.environ.get("POWERTOOLS_LOG_LEVEL")
     handlers_log = logging.getLogger("keyguard")  # the handlers' powertools Logger (service keyguard)

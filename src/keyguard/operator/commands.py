@@ -33,6 +33,7 @@ OK, FAILED, NOTHING_DONE, INTERRUPTED = 0, 1, 2, 130
 REGION_RE = re.compile(r"[a-z]{2}(-[a-z0-9]+)+-[0-9]+")
 TOPIC_RE = re.compile(r"arn:aws(-[a-z]+)*:sns:[a-z]{2}(-[a-z0-9]+)+-[0-9]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?")
 REASON_MAX = 200
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 TOPIC_CHECK_PERMISSIONS = ("sns:GetTopicAttributes",)  # the topic exists, before the first change
 
 
@@ -513,7 +514,9 @@ def history(args: Any, clients: OperatorClients, console: Console) -> int:
             "no ledger to read: deploy the stack (its settings name the ledger table), pass --stack NAME, "
             "or set KEYGUARD_LEDGER_TABLE"
         )
-    entries = ledger.history(since=since, kind=kind, name=name)
+    # the whole history is asked from the beginning of time: Ledger.history(since=None) queries its index with
+    # an empty string, which DynamoDB refuses for a key attribute (reported to the ledger's owner)
+    entries = ledger.history(since=since or EPOCH, kind=kind, name=name)
     if args.format == "json":
         console.document(documents.history(entries, since))
     elif args.format == "csv":
