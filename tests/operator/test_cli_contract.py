@@ -473,3 +473,14 @@ def test_version(capsys) -> None:
 def test_shell_completion(cli, shell, mark) -> None:
     code, out, _ = cli("completion", shell)
     assert code == 0 and mark in out and "--reactivate" in out and "contain" in out
+
+
+def test_interrupted_exits_130_with_one_line(alice, cli, monkeypatch) -> None:
+    from keyguard.operator import commands
+
+    def interrupted(*_a, **_k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(commands.COMMANDS, "status", interrupted)
+    code, _, err = cli("status")
+    assert code == 130 and "interrupted" in one_line(err)
