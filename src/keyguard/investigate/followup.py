@@ -153,7 +153,10 @@ def findings(summary: Summary, incident_key: str, handled_users: set[str]) -> li
     """Every IAM write of the summary as a finding (oldest first), with its containment and revert."""
     out: list[Finding] = []
     account = summary.account
-    writes = sorted(summary.iam_writes, key=lambda w: (str(w.get("time") or ""), str(w.get("id") or "")))
+    order = {"CreateRole": 0}  # within one second: the role exists before anything is attached to it
+    writes = sorted(
+        summary.iam_writes, key=lambda w: (str(w.get("time") or ""), order.get(str(w.get("event")), 1), str(w.get("id")))
+    )
     trust_before: dict[str, str | None] = {}  # role -> the trust policy an earlier write of this key set
     role_policies: dict[str, list[str]] = {}  # role -> revert commands of what the key attached / put
     created: dict[str, Finding] = {}
