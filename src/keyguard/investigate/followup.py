@@ -154,9 +154,11 @@ def findings(summary: Summary, incident_key: str, handled_users: set[str]) -> li
     out: list[Finding] = []
     account = summary.account
     order = {"CreateRole": 0}  # within one second: the role exists before anything is attached to it
-    writes = sorted(
-        summary.iam_writes, key=lambda w: (str(w.get("time") or ""), order.get(str(w.get("event")), 1), str(w.get("id")))
-    )
+
+    def when(w: dict[str, Any]) -> tuple[str, int, str]:
+        return str(w.get("time") or ""), order.get(str(w.get("event")), 1), str(w.get("id"))
+
+    writes = sorted(summary.iam_writes, key=when)
     trust_before: dict[str, str | None] = {}  # role -> the trust policy an earlier write of this key set
     role_policies: dict[str, list[str]] = {}  # role -> revert commands of what the key attached / put
     created: dict[str, Finding] = {}

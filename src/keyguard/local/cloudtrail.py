@@ -333,9 +333,7 @@ _SECRETS = ("secretaccesskey", "sessiontoken", "password", "privatekey")
 def _camel(value: Any) -> Any:
     if isinstance(value, dict):
         return {
-            (k[:1].lower() + k[1:]): _camel(v)
-            for k, v in value.items()
-            if not any(s in k.lower() for s in _SECRETS)
+            (k[:1].lower() + k[1:]): _camel(v) for k, v in value.items() if not any(s in k.lower() for s in _SECRETS)
         }
     if isinstance(value, list):
         return [_camel(v) for v in value]
