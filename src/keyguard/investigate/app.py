@@ -78,6 +78,7 @@ class InvestigationRuntime(Runtime):
         if run.due is not None and now < run.due - EARLY and queue:
             delay = handoff.resend(self.clients.get("sqs"), queue, body, run, now)
             self._log("info", "investigation not due yet", incident=incident.incident_id, phase=run.phase, delay=delay)
+            self._metric("InvestigationsWaiting")
             return None, "waiting"
         memory = self.memory()
         seen = memory.seen(incident.incident_id) if memory else set()
