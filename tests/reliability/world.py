@@ -25,11 +25,13 @@ HANDLERS = {
     "guardduty": "handlers.guardduty",
     "health": "handlers.health",
     "cloudtrail": "handlers.access_key_created",
+    "investigation": "handlers.investigate",
 }
 FUNCTION_NAMES = {
     "guardduty": "GuardDutyFunction",
     "health": "HealthFunction",
     "cloudtrail": "AccessKeyCreatedFunction",
+    "investigation": "InvestigationFunction",
 }
 
 

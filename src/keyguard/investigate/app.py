@@ -124,24 +124,31 @@ class InvestigationRuntime(Runtime):
         if not inv.finished:
             if not queue:
                 raise KeyguardError("the history is not read to its end and there is no queue to continue on")
-            handoff.resend(self.clients.get("sqs"), queue, body, inv.checkpoint(), now)
+            self._queue_once(
+                body, inv.checkpoint(), now, memory, incident.incident_id, f"run-{run.phase}-{run.part + 1}"
+            )
             self._metric("InvestigationParts")
         return inv, notice
 
     def _queue_next_run(self, body: dict, run: Any, at: datetime, now: datetime, memory: Any, incident: str) -> None:
         from keyguard.investigate import handoff
 
-        queue = self.settings.investigation_queue_url
-        if not queue:
+        if not self.settings.investigation_queue_url:
             self._log("warning", "no queue: the later investigation runs are not queued", incident=incident)
             return
         phase = run.phase + 1
-        marker = f"run-{phase}"
-        if memory is not None and not memory.claim(incident, marker):
-            return  # a redelivery of this message: queued already
         later = handoff.Run(phase=phase, due=at + handoff.PHASES[phase])
+        self._queue_once(body, later, now, memory, incident, f"run-{phase}")
+
+    def _queue_once(self, body: dict, run: Any, now: datetime, memory: Any, incident: str, marker: str) -> None:
+        """Queue `run` once per marker, however often the message that queues it is delivered (SQS is
+        at-least-once: a redelivered part must not fork its continuation)."""
+        from keyguard.investigate import handoff
+
+        if memory is not None and not memory.claim(incident, marker):
+            return
         try:
-            handoff.resend(self.clients.get("sqs"), queue, body, later, now)
+            handoff.resend(self.clients.get("sqs"), self.settings.investigation_queue_url, body, run, now)
         except Exception:
             if memory is not None:
                 memory.release(incident, marker)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from keyguard.actions import (
+    NOT_FOUND,
     Action,
     ActionResult,
     DeactivateAccessKey,
@@ -126,7 +127,7 @@ def investigate(
             regions = enabled_regions(clients)
         except Exception as e:
             regions = [incident.region or clients.region]
-            extra["(all)"] = f"DescribeRegions failed: {error_code(e) or e}"
+            extra["(all)"] = f"DescribeRegions failed: {error_code(e) or type(e).__name__}: {e}"[:300]
     cursors = {r: Cursor.from_dict((run.cursors or {}).get(r) or {}) for r in regions}
     summary = Summary.from_dict(run.summary) if run.summary else Summary(account=incident.account)
     summary.account = incident.account
@@ -306,9 +307,10 @@ def _revived_key(key: str, inv: Investigation, settings: Settings, clients: Clie
         owner = clients.iam.get_access_key_last_used(AccessKeyId=key).get("UserName")
     except Exception as e:
         code = error_code(e) or type(e).__name__
-        if code == "NoSuchEntity":
-            return [ActionResult("lookup-owner", target, Status.SKIPPED, "key not found: deleted?", code)]
-        return [ActionResult("lookup-owner", target, Status.FAILED, f"{code}: {e}"[:300], code)]
+        status, why = (Status.SKIPPED, "key not found: deleted?") if code == NOT_FOUND else (Status.FAILED, f"{e}")
+        result = ActionResult("lookup-owner", target, status, f"{code}: {why}"[:300], code)
+        inv.results.append(result)  # a failed lookup is a failed follow-up: reported, then retried
+        return [result]
     if not owner:
         return [ActionResult("lookup-owner", target, Status.SKIPPED, "IAM names no owner in this account")]
     if settings.is_protected(owner):
@@ -356,7 +358,12 @@ def _instance_metadata(inv: Investigation, settings: Settings, clients: Clients,
         tokens = metadata_tokens(clients.get("ec2", i.region), instance)
     except Exception as e:
         inv.results.append(
-            ActionResult("check-imds", f"{instance} in {i.region}", Status.FAILED, f"{error_code(e) or e}"[:300])
+            ActionResult(
+                "check-imds",
+                f"{instance} in {i.region}",
+                Status.FAILED,
+                f"{error_code(e) or type(e).__name__}: {e}"[:300],
+            )
         )
         return
     inv.imds.append((instance, i.region, tokens))

@@ -202,7 +202,8 @@ def message(inv: Investigation) -> dict[str, Any]:
     outcome = "investigation-failed" if inv.failures else ("investigating" if not inv.finished else "investigated")
     critical = inv.failures or any(f.critical for f in inv.findings)
     level = "critical" if critical else ("high" if inv.findings or inv.summary.writes else "medium")
-    return notify.package(subject(inv), body(inv), document(inv), inv.incident.source.value, level, outcome)
+    doc = {**document(inv), "level": level, "outcome": outcome}
+    return notify.package(subject(inv), body(inv), doc, inv.incident.source.value, level, outcome)
 
 
 def dedup_key(inv: Investigation) -> str:

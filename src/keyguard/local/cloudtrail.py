@@ -46,6 +46,9 @@ class FakeCloudTrail:
         self.records = records  # a list, or a SyntheticHistory
         self._cache: dict[Any, list[dict[str, Any]]] = {}
         self.throttle = throttle  # (region, call number) -> answer ThrottlingException instead
+        # (region, call number) -> None, (error code, HTTP status) to answer, or a transport error class
+        # to raise: the fault matrix's faults for LookupEvents (this stand-in answers before any client hook)
+        self.fault: Callable[[str, int], Any] | None = None
         self.calls: Counter[str] = Counter()
         self.throttled: Counter[str] = Counter()
         self._lock = threading.Lock()
@@ -61,6 +64,13 @@ class FakeCloudTrail:
             self.calls[region] += 1
             number = self.calls[region]
         url, request.url = request.url, "https://cloudtrail-stand-in.invalid/"  # nothing else answers it
+        if self.fault is not None:
+            got = self.fault(region, number)
+            if isinstance(got, type) and issubclass(got, Exception):
+                raise got(endpoint_url=url, error="injected")  # EndpointConnectionError, ReadTimeoutError
+            if got:
+                code, status = got
+                return _response(url, status, {"__type": code, "message": f"injected {code}"})
         if self.throttle and self.throttle(region, number):
             with self._lock:
                 self.throttled[region] += 1
