@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 import boto3
@@ -260,3 +261,27 @@ def test_dry_run_lists_the_backdoors_and_changes_nothing(account) -> None:
     assert _role_policy(account.clients.iam, "backdoor-role", QUARANTINE_POLICY) is None
     assert report["contained"] == ["role backdoor-role"] and "would be contained" in report["_subject"]
     assert _finding(report, "role-created", "role backdoor-role")["status"] == "would"
+
+
+def test_the_trust_before_comes_from_the_roles_own_history_when_the_key_did_not_set_it(account) -> None:
+    """The role was made by someone else (its CreateRole is in CloudTrail, signed by another key); the
+    leaked key only changed its trust: the role's own history says what the trust was before."""
+    attack = Attack(account)
+    admin = boto3.session.Session(
+        aws_access_key_id="AKIAI44QH8DHBEXAMPLE", aws_secret_access_key="x", region_name="us-east-1"
+    )
+    Recorder(admin, attack.records, key_id="AKIAI44QH8DHBEXAMPLE", user="admin-carol")
+    admin.client("iam").create_role(RoleName="ci-runner", AssumeRolePolicyDocument=EC2_TRUST)
+    attack.iam.update_assume_role_policy(RoleName="ci-runner", PolicyDocument=FOREIGN_TRUST)
+    created, changed = attack.records
+    when = datetime.fromisoformat(changed["eventTime"].replace("Z", "+00:00")) - timedelta(minutes=1)
+    created["eventTime"] = when.strftime("%Y-%m-%dT%H:%M:%SZ")  # the role was made before the change
+    invocations, report, text = attack.contain_and_investigate()
+    assert [i.error for i in invocations] == [None, None]
+    assert _role_policy(account.clients.iam, "ci-runner", QUARANTINE_POLICY) == deny_all_policy()
+    (change,) = [f for f in report["findings"] if f["kind"] == "role-trust-changed"]
+    assert change["details"][0] == f"trust before: {EC2_TRUST} (the role's CloudTrail history)"
+    assert change["revert"] == [
+        f"aws iam update-assume-role-policy --role-name ci-runner --policy-document '{EC2_TRUST}'"
+    ]
+    _assert_honest_counts(report, text)

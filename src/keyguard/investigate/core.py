@@ -33,6 +33,7 @@ from keyguard.plan import SERVICE_LINKED_PREFIX, containment_tags
 from keyguard.respond import Response, respond
 from keyguard.settings import Settings
 
+IAM_REGION = "us-east-1"  # IAM's CloudTrail events are recorded there
 INSTANCE_SESSION = re.compile(r":(i-[0-9a-f]{8,17})$")
 # What investigation does besides running the engine on created keys; the template grants these.
 FOLLOW_UP_ACTIONS: tuple[type[Action], ...] = (
@@ -320,16 +321,35 @@ def _revived_key(key: str, inv: Investigation, settings: Settings, clients: Clie
 
 def _trust_now(inv: Investigation, clients: Clients) -> None:
     """The trust policy of each re-trusted or created role now: the notification shows it next to the
-    before and after (it may have changed again since)."""
+    before and after (it may have changed again since). A trust the key changed whose earlier policy is
+    not in the key's own history: the role's own CloudTrail history (IAM's events are in us-east-1) says
+    what it was, and the restore command gets it."""
     for f in inv.findings:  # only for what is announced
         if f.kind not in ("role-created", "role-trust-changed") or not f.contain:
             continue
+        if f.kind == "role-trust-changed" and f.details and f.details[0].startswith("trust before: not in"):
+            _trust_before(inv, clients, f)
         try:
             now = followup.trust_now(clients.iam, f.contain[1])
         except Exception as e:
             f.details.append(f"trust now  : could not be read ({error_code(e) or type(e).__name__})")
             continue
         f.details.append(f"trust now  : {now if now is not None else '(role deleted)'}")
+
+
+def _trust_before(inv: Investigation, clients: Clients, f: Finding) -> None:
+    role = f.contain[1] if f.contain else ""
+    try:
+        until = datetime.fromisoformat(f.time.replace("Z", "+00:00")) if f.time else inv.end
+        before = followup.trust_before(clients.get("cloudtrail", IAM_REGION), role, until, inv.start)
+    except Exception as e:
+        f.details[0] = f"trust before: could not be read from CloudTrail ({error_code(e) or type(e).__name__})"
+        return
+    if before is None:
+        f.details[0] = "trust before: not found in the role's CloudTrail history (90 days)"
+        return
+    f.details[0] = f"trust before: {before} (the role's CloudTrail history)"
+    f.revert = [followup.cli("update-assume-role-policy", "--role-name", role, "--policy-document", before)]
 
 
 def _launched_instances(inv: Investigation, settings: Settings, clients: Clients) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import shlex
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, ClassVar
 
 from keyguard.actions import (
@@ -88,6 +89,7 @@ class Finding:
     details: list[str] = field(default_factory=list)  # trust before/after/now
     revert: list[str] = field(default_factory=list)  # exact commands
     results: list[ActionResult] = field(default_factory=list)
+    time: str = ""  # the CloudTrail event's time (trust changes: the history before it holds the trust before)
 
     @property
     def status(self) -> str:
@@ -178,6 +180,7 @@ def findings(summary: Summary, incident_key: str, handled_users: set[str]) -> li
                 critical=event == "UpdateAssumeRolePolicy" or bool(outside),
                 contain=("role", role),
             )
+            f.time = str(w.get("time") or "")
             before = trust_before.get(role, "(none: the key created the role)" if event == "CreateRole" else None)
             f.details = [
                 f"trust before: {before if before else 'not in this key history (see the role in CloudTrail)'}",
@@ -343,6 +346,39 @@ def findings(summary: Summary, incident_key: str, handled_users: set[str]) -> li
             cli("delete-role", "--role-name", role),
         ]
     return out
+
+
+def trust_before(cloudtrail: Any, role: str, until: datetime, since: datetime, pages: int = 2) -> str | None:
+    """The trust policy a role had before `until`, from CloudTrail's history of the role (anyone's
+    CreateRole or UpdateAssumeRolePolicy, newest first; at most `pages` pages): None if not found."""
+    token = None
+    for _ in range(pages):
+        args: dict[str, Any] = {
+            "LookupAttributes": [{"AttributeKey": "ResourceName", "AttributeValue": role}],
+            "StartTime": since,
+            "EndTime": until,
+            "MaxResults": 50,
+        }
+        if token:
+            args["NextToken"] = token
+        page = cloudtrail.lookup_events(**args)
+        for event in page.get("Events", []):
+            if event.get("EventName") not in TRUST_EVENTS:
+                continue
+            try:
+                record = json.loads(event.get("CloudTrailEvent") or "{}")
+            except ValueError:
+                continue
+            if record.get("errorCode") or record.get("eventTime", "") >= until.strftime("%Y-%m-%dT%H:%M:%SZ"):
+                continue
+            req = record.get("requestParameters") or {}
+            doc = req.get("assumeRolePolicyDocument") or req.get("policyDocument")
+            if doc:
+                return doc if isinstance(doc, str) else json.dumps(doc, separators=(",", ":"), sort_keys=True)
+        token = page.get("NextToken")
+        if not token:
+            return None
+    return None
 
 
 def trust_now(iam: Any, role: str) -> str | None:

@@ -177,7 +177,19 @@ def _attribute(record: dict[str, Any], key: str) -> Any:
         return record.get("eventName")
     if key == "Username":
         return (record.get("userIdentity") or {}).get("userName")
+    if key == "ResourceName":  # the names a record's resources carry (IAM: the role, user, group, policy)
+        req = record.get("requestParameters") or {}
+        return _AnyOf(str(req[k]) for k in ("roleName", "userName", "groupName", "policyArn") if req.get(k))
     return None
+
+
+class _AnyOf(frozenset):
+    """Equal to any of its members (a record names several resources)."""
+
+    def __eq__(self, other: object) -> bool:
+        return other in self if isinstance(other, str) else frozenset.__eq__(self, other)
+
+    __hash__ = frozenset.__hash__
 
 
 def _event(r: dict[str, Any]) -> dict[str, Any]:
