@@ -212,3 +212,29 @@ def test_stream_stops_at_the_deadline_and_resumes_from_the_token(clients) -> Non
     resumed = {r: Cursor.from_dict(json.loads(json.dumps(c.to_dict()))) for r, c in cursors.items()}
     rest = stream(*args, resumed, s.add, sleep=sleep, clock=lambda: now[0])
     assert rest.finished and rest.complete and s.total == 260 and resumed["us-east-1"].calls == 6
+
+
+def test_a_checkpoint_always_fits_in_an_sqs_message() -> None:
+    from keyguard.investigate.summary import MAX_CHECKPOINT_BYTES, Summary
+
+    s = Summary(account=ACCOUNT)
+    long = "x" * 190
+    for i in range(400):  # the worst an attacker can make: long names everywhere, every cap full
+        s.add(
+            {
+                "eventTime": "2026-11-27T10:00:00Z",
+                "eventID": f"{i:036d}",
+                "eventSource": f"{long}{i}.amazonaws.com",
+                "eventName": "PutRolePolicy",
+                "awsRegion": f"r{i}",
+                "sourceIPAddress": f"{long}{i}",
+                "userAgent": f"{long}{i}",
+                "readOnly": False,
+                "requestParameters": {"roleName": f"{long}{i}", "policyName": long, "policyDocument": long},
+            }
+        )
+    assert len(json.dumps(s.to_dict())) > MAX_CHECKPOINT_BYTES  # so the test shows the shrinking
+    checkpoint = s.to_checkpoint()
+    assert len(json.dumps(checkpoint).encode()) <= MAX_CHECKPOINT_BYTES
+    resumed = Summary.from_dict(checkpoint)
+    assert resumed.total == 400 and sum(resumed.by_call.values()) == 400  # counts survive, folded

@@ -87,7 +87,7 @@ class Investigation:
             end=self.end,
             regions=self.lookup.regions,
             cursors={r: c.to_dict() for r, c in self.lookup.cursors.items()},
-            summary=self.summary.to_dict(),
+            summary=self.summary.to_checkpoint(),
         )
 
 

@@ -238,6 +238,27 @@ class Summary:
             "account": self.account,
         }
 
+    def to_checkpoint(self) -> dict[str, Any]:
+        """to_dict(), made to fit MAX_CHECKPOINT_BYTES (the checkpoint rides in an SQS message). What is
+        given up first is what the parts that read it already acted on and announced: the IAM writes and
+        changed principals; then the counters keep their largest entries (the rest under OTHER)."""
+        d = self.to_dict()
+        if _size(d) <= MAX_CHECKPOINT_BYTES:
+            return d
+        for name in ("iamWrites", "changedUsers", "changedRoles", "assumedRoles", "otherAccountRoles", "launches"):
+            d[name] = [] if isinstance(d[name], list) else {}
+        d["docChars"] = 0
+        keep = 50
+        while _size(d) > MAX_CHECKPOINT_BYTES and keep >= 1:
+            for name in ("byCall", "byRegion", "writes", "sourceIps", "userAgents", "errors"):
+                ranked = sorted(d[name].items(), key=lambda kv: -kv[1])
+                top, rest = dict(ranked[:keep]), sum(v for _, v in ranked[keep:])
+                if rest:
+                    top[OTHER] = top.get(OTHER, 0) + rest
+                d[name] = top
+            keep //= 2
+        return d
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Summary:
         def capped(name: str) -> Capped:
@@ -266,6 +287,10 @@ class Summary:
             doc_chars=int(d.get("docChars") or 0),
             account=str(d.get("account") or ""),
         )
+
+
+def _size(d: dict[str, Any]) -> int:
+    return len(json.dumps(d).encode())
 
 
 def summarize(records: Any, account: str) -> Summary:
