@@ -269,7 +269,7 @@ def _contain_created_keys(inv: Investigation, settings: Settings, clients: Clien
 def _skip_reason(kind: str, name: str, settings: Settings) -> str | None:
     if kind in ("role", "sessions") and name.startswith(SERVICE_LINKED_PREFIX):
         return "service-linked role"
-    if settings.is_protected(name):
+    if settings.is_protected("user" if kind == "user" else "role", name):
         return "protected principal"
     return None
 
@@ -314,7 +314,7 @@ def _revived_key(key: str, inv: Investigation, settings: Settings, clients: Clie
         return [result]
     if not owner:
         return [ActionResult("lookup-owner", target, Status.SKIPPED, "IAM names no owner in this account")]
-    if settings.is_protected(owner):
+    if settings.is_protected("user", owner):
         return [ActionResult("deactivate-key", f"{key} of user {owner}", Status.SKIPPED, "protected principal")]
     return _run(inv, [DeactivateAccessKey(owner, key), RevokeUserSessions(owner, now)], settings, clients)
 

@@ -157,10 +157,13 @@ def findings(summary: Summary, incident_key: str, handled_users: set[str]) -> li
     account = summary.account
     order = {"CreateRole": 0}  # within one second: the role exists before anything is attached to it
 
-    def when(w: dict[str, Any]) -> tuple[str, int, str]:
-        return str(w.get("time") or ""), order.get(str(w.get("event")), 1), str(w.get("id"))
+    # oldest first; within one second (CloudTrail's resolution) in reverse of the order read, which is
+    # newest first, and a role's creation before anything done to it
+    def when(item: tuple[int, dict[str, Any]]) -> tuple[str, int, int]:
+        i, w = item
+        return str(w.get("time") or ""), order.get(str(w.get("event")), 1), -i
 
-    writes = sorted(summary.iam_writes, key=when)
+    writes = [w for _, w in sorted(enumerate(summary.iam_writes), key=when)]
     trust_before: dict[str, str | None] = {}  # role -> the trust policy an earlier write of this key set
     role_policies: dict[str, list[str]] = {}  # role -> revert commands of what the key attached / put
     created: dict[str, Finding] = {}

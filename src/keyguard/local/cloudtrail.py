@@ -108,7 +108,8 @@ class FakeCloudTrail:
                 and start <= _epoch(r["eventTime"]) <= end
                 and all(_attribute(r, k) == v for k, v in wanted.items())
             ]
-            found.sort(key=lambda r: r["eventTime"], reverse=True)
+            # newest first, as CloudTrail answers: within one second too (the later-written record first)
+            found = [r for _, r in sorted(enumerate(found), key=lambda x: (x[1]["eventTime"], x[0]), reverse=True)]
             with self._lock:
                 self._cache = {key: found}
         return found
