@@ -113,6 +113,8 @@ def test_role_created_with_a_foreign_trust_gets_deny_all_and_the_trust_is_report
     _, report, text = _run(account, _nothing, steps)
     iam = account.clients.iam
     assert _role_policy(iam, "backdoor-role", QUARANTINE_POLICY) == deny_all_policy()
+    boundary = iam.get_role(RoleName="backdoor-role")["Role"]["PermissionsBoundary"]["PermissionsBoundaryArn"]
+    assert boundary == account.deny_all_policy_arn  # the layer the key holder cannot pre-fill
     # the trust policy itself is evidence: keyguard does not change it (the restore command is given)
     trust = iam.get_role(RoleName="backdoor-role")["Role"]["AssumeRolePolicyDocument"]
     assert FOREIGN in json.dumps(trust)

@@ -3,6 +3,7 @@ what the key left behind. Only findings not announced before are acted on and re
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable
@@ -11,8 +12,11 @@ from datetime import datetime, timedelta
 
 from keyguard.actions import (
     NOT_FOUND,
+    QUARANTINE_POLICY,
+    REVOKE_SESSIONS_POLICY,
     Action,
     ActionResult,
+    BoundUser,
     DeactivateAccessKey,
     QuarantineUser,
     RecordOnRole,
@@ -20,12 +24,16 @@ from keyguard.actions import (
     RevokeRoleSessions,
     RevokeUserSessions,
     Status,
+    VerifyRole,
+    VerifyUser,
+    deny_all_policy,
+    revoke_sessions_policy,
 )
 from keyguard.aws import Clients, error_code
 from keyguard.incident import Incident, Kind, PrincipalType, Source
 from keyguard.investigate import followup
 from keyguard.investigate.ec2 import RequireImdsV2, StopInstance, metadata_tokens
-from keyguard.investigate.followup import Finding, QuarantineRole
+from keyguard.investigate.followup import BoundRole, Finding, QuarantineRole
 from keyguard.investigate.handoff import LAG, Run
 from keyguard.investigate.summary import Summary
 from keyguard.investigate.trail import Cursor, Lookup, enabled_regions, stream
@@ -42,6 +50,10 @@ FOLLOW_UP_ACTIONS: tuple[type[Action], ...] = (
     RevokeRoleSessions,
     RecordOnRole,
     QuarantineRole,
+    BoundRole,
+    BoundUser,
+    VerifyUser,
+    VerifyRole,
     DeactivateAccessKey,
     RevokeUserSessions,
 )
@@ -290,15 +302,29 @@ def _contain(inv: Investigation, settings: Settings, clients: Clients, now: date
             elif kind == "key":
                 done[f.contain] = _revived_key(name, inv, settings, clients, now)
             else:
-                actions: list[Action]
-                if kind == "user":
-                    actions = [QuarantineUser(name), RecordOnUser(name, tags)]
-                elif kind == "role":
-                    actions = [QuarantineRole(name), RecordOnRole(name, tags)]
-                else:
-                    actions = [RevokeRoleSessions(name, now), RecordOnRole(name, tags)]
-                done[f.contain] = _run(inv, actions, settings, clients)
+                done[f.contain] = _run(inv, _layers(kind, name, settings, tags, now), settings, clients)
         f.results = done[f.contain]
+
+
+def _layers(kind: str, name: str, settings: Settings, tags: tuple[tuple[str, str], ...], now: datetime) -> list[Action]:
+    """The same layers as containment: the inline deny, the deny-all boundary (when the stack has one),
+    IAM read back, then the record. A role it only assumed: its sessions revoked, read back."""
+    arn = settings.deny_all_policy_arn
+    deny = json.dumps(deny_all_policy())
+    if kind == "user":
+        bound: list[Action] = [BoundUser(name, arn)] if arn else []
+        return [
+            QuarantineUser(name),
+            *bound,
+            VerifyUser(name, None, QUARANTINE_POLICY, deny, arn),
+            RecordOnUser(name, tags),
+        ]
+    if kind == "role":
+        bound = [BoundRole(name, arn)] if arn else []
+        return [QuarantineRole(name), *bound, VerifyRole(name, QUARANTINE_POLICY, deny), RecordOnRole(name, tags)]
+    revoke = RevokeRoleSessions(name, now)
+    verify = VerifyRole(name, REVOKE_SESSIONS_POLICY, json.dumps(revoke_sessions_policy(revoke.before)))
+    return [revoke, verify, RecordOnRole(name, tags)]
 
 
 def _revived_key(key: str, inv: Investigation, settings: Settings, clients: Clients, now: datetime) -> list:
@@ -316,7 +342,9 @@ def _revived_key(key: str, inv: Investigation, settings: Settings, clients: Clie
         return [ActionResult("lookup-owner", target, Status.SKIPPED, "IAM names no owner in this account")]
     if settings.is_protected("user", owner):
         return [ActionResult("deactivate-key", f"{key} of user {owner}", Status.SKIPPED, "protected principal")]
-    return _run(inv, [DeactivateAccessKey(owner, key), RevokeUserSessions(owner, now)], settings, clients)
+    revoke = RevokeUserSessions(owner, now)
+    verify = VerifyUser(owner, key, REVOKE_SESSIONS_POLICY, json.dumps(revoke_sessions_policy(now)))
+    return _run(inv, [DeactivateAccessKey(owner, key), revoke, verify], settings, clients)
 
 
 def _trust_now(inv: Investigation, clients: Clients) -> None:

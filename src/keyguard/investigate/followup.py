@@ -27,6 +27,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from keyguard.actions import (
+    BOUNDARY_LAYER,
     NOT_FOUND,
     QUARANTINE_POLICY,
     Action,
@@ -64,6 +65,41 @@ class QuarantineRole(Action):
         iam.put_role_policy(
             RoleName=self.role, PolicyName=QUARANTINE_POLICY, PolicyDocument=json.dumps(deny_all_policy())
         )
+
+    def _on_error(self, code: str, message: str) -> ActionResult:
+        if code == "UnmodifiableEntity":
+            return ActionResult(
+                self.name, self.target, Status.SKIPPED, "service-linked role: IAM forbids changes", code
+            )
+        if code == NOT_FOUND:
+            return ActionResult(self.name, self.target, Status.SKIPPED, "role not found: already deleted?", code)
+        return super()._on_error(code, message)
+
+
+@dataclass(frozen=True)
+class BoundRole(Action):
+    """The stack's deny-all managed policy as the role's permissions boundary: the layer the key holder
+    cannot pre-fill (a role's inline-policy budget can be filled so that PutRolePolicy fails; a role has
+    one boundary slot, which this replaces; the replaced one is named in the result)."""
+
+    role: str
+    policy_arn: str
+    name: ClassVar[str] = BOUNDARY_LAYER
+    permissions: ClassVar[tuple[str, ...]] = ("iam:GetRole", "iam:PutRolePermissionsBoundary")
+
+    @property
+    def target(self) -> str:  # type: ignore[override]
+        return f"role {self.role} (boundary {self.policy_arn.rsplit('/', 1)[-1]})"
+
+    def _call(self, iam: Any) -> ActionResult | None:
+        found = iam.get_role(RoleName=self.role)["Role"]
+        current = (found.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
+        if current == self.policy_arn:
+            return ActionResult(self.name, self.target, Status.ALREADY_DONE, "already the boundary")
+        iam.put_role_permissions_boundary(RoleName=self.role, PermissionsBoundary=self.policy_arn)
+        if current:
+            return ActionResult(self.name, self.target, Status.DONE, f"replaced boundary {current}")
+        return None
 
     def _on_error(self, code: str, message: str) -> ActionResult:
         if code == "UnmodifiableEntity":
