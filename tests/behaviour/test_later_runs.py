@@ -173,3 +173,31 @@ def test_a_new_key_is_investigated_later_for_the_role_sessions_it_opened(account
     assert late["assumedRoles"] == {"deploy-admin": ["quick"]}
     assert _roles_policies(account.clients.iam, "deploy-admin") == [REVOKE_SESSIONS_POLICY]
     assert late["contained"] == ["role deploy-admin"]
+
+
+def test_writing_into_keyguards_memory_silences_a_repeat_never_a_containment(account) -> None:
+    """The key holder can write keyguard's DynamoDB table too: marking a finding as announced keeps it
+    out of the message, but the role is contained all the same (each run contains what it reads)."""
+    from keyguard.local import emulator
+
+    seeded = emulator.seed(account.clients.iam, load_event("guardduty-iam-user.json"))
+    key = seeded.replaced["AKIAIOSFODNN7EXAMPLE"]
+    history: list[dict] = []
+    account.cloudtrail = FakeCloudTrail(history).install(account.clients.session)
+    attacker = boto3.session.Session(
+        aws_access_key_id=key, aws_secret_access_key=seeded.secrets[key], region_name="us-east-1"
+    )
+    Recorder(attacker, history, key_id=key, user="alice")
+    attacker.client("iam").create_role(RoleName="hidden-role", AssumeRolePolicyDocument=FOREIGN_TRUST)
+    incident = f"guardduty:{seeded.event['detail']['id']}:{key}"
+    attacker.client("dynamodb").put_item(
+        TableName=account.table,
+        Item={"id": {"S": f"keyguard-investigation#{incident}"}, "announced": {"SS": [history[0]["eventID"]]}},
+    )
+    (rule,) = emulator.route(seeded.event, emulator.load_rules())
+    emulator.invoke(account, rule, seeded.event)
+    (run,) = emulator.investigate_queued(account)
+    assert run.error is None
+    assert _roles_policies(account.clients.iam, "hidden-role") == [QUARANTINE_POLICY]
+    (report,) = _investigations(account)
+    assert report["contained"] == [] and report["alreadyAnnounced"] == 1
