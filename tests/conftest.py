@@ -59,10 +59,23 @@ def inbox(env: Any) -> list[dict[str, Any]]:
 
 def incident_from(name: str, index: int = 0) -> Any:
     """The Incident an events/ file yields, through its trigger's extractor."""
-    from keyguard.sources import cloudtrail, guardduty, health
+    return extractor_for(name)(load_event(name))[index]
 
-    extract = {"guardduty": guardduty, "health": health, "cloudtrail": cloudtrail}[name.split("-")[0]].extract
-    return extract(load_event(name))[index]
+
+def extractor_for(name: str) -> Any:
+    """The extractor of the trigger an events/ file belongs to (its name's prefix)."""
+    from keyguard.sources import aws_quarantine, cloudtrail, guardduty, health, trusted_advisor
+
+    for prefix, module in (
+        ("cloudtrail-aws-quarantine", aws_quarantine),
+        ("trustedadvisor-", trusted_advisor),
+        ("guardduty-", guardduty),
+        ("health-", health),
+        ("cloudtrail-", cloudtrail),
+    ):
+        if name.startswith(prefix):
+            return module.extract
+    raise AssertionError(f"no extractor for {name}")
 
 
 def deliver_and_investigate(env: Any, event: dict[str, Any], mode: str = "enforce") -> tuple[Any, list[Any]]:

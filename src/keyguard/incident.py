@@ -26,6 +26,8 @@ class Source(StrEnum):
     CREATE_ACCESS_KEY = "create-access-key"
     INVESTIGATION = "investigation"  # found by investigating a leaked key (e.g. a key it created)
     MANUAL = "manual"  # `keyguard contain`: an operator names a leaked key (IAM names its owner)
+    AWS_QUARANTINE = "aws-quarantine"  # CloudTrail: AWS attached its compromised-key quarantine to a user
+    TRUSTED_ADVISOR = "trusted-advisor"  # Trusted Advisor "Exposed Access Keys" check item (ERROR)
 
 
 class Kind(StrEnum):
@@ -88,6 +90,10 @@ class Incident:
     evidence: Evidence = field(default_factory=Evidence)
     principal_id: str | None = None
     observed_at: datetime | None = None  # the EventBridge envelope's time: stable across redeliveries
+    # Set by an extractor when the event is real but is not evidence keyguard may act on (e.g. someone other
+    # than AWS attached AWS's quarantine policy): the response is notify-only, with this reason.
+    not_evidence: str | None = None
+    source_arn: str | None = None  # the source finding's ARN (GuardDuty detail.arn): Security Hub's finding id
 
     @property
     def incident_id(self) -> str:

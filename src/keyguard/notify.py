@@ -48,7 +48,7 @@ _LEVEL = {
 
 
 def subject(r: Response) -> str:
-    text = f"keyguard: {_HEADLINE[r.outcome]} - {r.incident.key_id}"
+    text = f"keyguard: {_HEADLINE[r.outcome]} - {r.incident.key_id or 'no key named'}"
     if r.owner or r.incident.principal_name:
         text += f" ({r.owner or r.incident.principal_name})"
     return clean_subject(text)
@@ -64,7 +64,7 @@ def body(r: Response) -> str:
     if r.dry_run and r.outcome is Outcome.WOULD_CONTAIN:
         lines += ["keyguard runs in dry-run mode (Mode=dry-run): it changed nothing.", ""]
     facts = [
-        ("Access key", i.key_id),
+        ("Access key", i.key_id or "none named (the event names the user only)"),
         ("Owner", _owner(r)),
         ("Account", i.account),
         ("Region", i.region or "-"),
@@ -127,6 +127,13 @@ def _next_steps(r: Response) -> list[str]:
             f"If the key is truly needed: aws iam update-access-key --user-name {user} --access-key-id {i.key_id}"
             " --status Active, tag the user keyguard exemption, and remove the policy:"
             f" aws iam delete-user-policy --user-name {user} --policy-name {REVOKE_SESSIONS_POLICY}",
+        ]
+    if o in (Outcome.CONTAINED, Outcome.WOULD_CONTAIN) and not i.key_id:
+        return [
+            "AWS's support case (and the AWS Health event) names the exposed key: deactivate and delete exactly"
+            f" that key after replacing it. Check with: keyguard status --user {user}",
+            "Review what the user's keys did (CloudTrail) and undo it, then release the user: keyguard release"
+            f" --user {user}",
         ]
     if o in (Outcome.CONTAINED, Outcome.WOULD_CONTAIN):
         return [

@@ -22,6 +22,8 @@ FUNCTIONS = {
     "HealthFunction": Source.HEALTH,
     "AccessKeyCreatedFunction": Source.CREATE_ACCESS_KEY,
     "InvestigationFunction": Source.INVESTIGATION,
+    "AwsQuarantineFunction": Source.AWS_QUARANTINE,
+    "TrustedAdvisorFunction": Source.TRUSTED_ADVISOR,
 }
 
 # Functions no trigger drives (template.yaml logical id -> the reads they need, all on "*").

@@ -56,6 +56,8 @@ def triage(incident: Incident, settings: Settings, account: str | None = None) -
     """The reason not to act at all, decided from the event alone; None means: go on and contain."""
     if incident.sample:
         return Outcome.SAMPLE, "GuardDuty sample finding: the wiring works; nothing was changed."
+    if incident.not_evidence:
+        return Outcome.NOTIFY_ONLY, incident.not_evidence
     if account and incident.account != account:
         return (
             Outcome.OTHER_ACCOUNT,
@@ -150,5 +152,7 @@ def possible_actions(source: Source) -> tuple[type[Action], ...]:
     if source is Source.INVESTIGATION:  # keys the leaked key created (users and roles: investigate.core)
         return (DeactivateAccessKey, QuarantineUser, RecordOnUser)
     if source is Source.MANUAL:  # a leaked long-term key named by an operator; the owner IAM names
+        return (DeactivateAccessKey, QuarantineUser, RecordOnUser)
+    if source in (Source.AWS_QUARANTINE, Source.TRUSTED_ADVISOR):  # the user (and the key, when named)
         return (DeactivateAccessKey, QuarantineUser, RecordOnUser)
     raise ValueError(f"no actions declared for source {source}")
