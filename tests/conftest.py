@@ -12,6 +12,37 @@ import pytest
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 
+# Every notification document the suites build is checked against docs/message.schema.json (issue 12).
+VALIDATED: list[dict[str, Any]] = []
+
+
+@pytest.fixture(autouse=True)
+def _messages_follow_the_schema(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Wrap keyguard.notify.package (every incident, investigation, release and audit message goes through it)
+    and validate, after the test, each JSON document it built: a test that publishes a document SIEM users
+    could not rely on fails."""
+    from keyguard import notify
+    from keyguard.report import schema
+
+    built: list[dict[str, Any]] = []
+    real = notify.package
+
+    def package(*args: Any, **kwargs: Any) -> dict:
+        msg = real(*args, **kwargs)
+        built.append(msg)
+        return msg
+
+    monkeypatch.setattr(notify, "package", package)
+    yield
+    bad = []
+    for msg in built:
+        for doc in schema.machine_documents(msg):
+            found = schema.problems(doc)
+            if found:
+                bad.append((doc.get("incidentId") or doc.get("outcome") or doc.get("kind"), found[:5], str(doc)[:400]))
+            VALIDATED.append(doc)
+    assert not bad, f"notification documents break docs/message.schema.json: {bad}"
+
 
 def load_event(name: str) -> dict[str, Any]:
     return json.loads((EVENTS / name).read_text())
