@@ -94,7 +94,8 @@ def next_command(r: Response) -> str | None:
     """The one command to run next, or None when there is none to give."""
     i, o = r.incident, r.outcome
     role = i.principal_type is PrincipalType.ASSUMED_ROLE
-    owner = _name(r.owner) or (_name(i.principal_name) if i.principal_type is not PrincipalType.UNKNOWN else None)
+    # the owner IAM confirmed; a name only the event gives is never put in a command
+    owner = _name(r.owner)
     key = i.key_id if is_key_id(i.key_id) else None
     if o is Outcome.FAILED and key and owner and not role:
         return f"aws iam update-access-key --user-name {owner} --access-key-id {key} --status Inactive"
