@@ -24,6 +24,9 @@ from calllog import CONTAINMENT, CallRecorder, first_containment
 # What may come before containment, and how many calls: the design's promise.
 LOOKUPS = {"GetAccessKeyLastUsed": "owner lookup", "ListUserTags": "exemption-tag lookup"}
 TARGET = {"aws.guardduty": 0, "aws.health": 1, "aws.iam": 1}
+# Issue 12's triggers, by function: AWS's quarantine names the user (the deny goes first); Trusted Advisor
+# names the user as a hint (deactivating with it proves it; 1 lookup when it names none or the wrong one).
+TARGET_BY_FUNCTION = {"AwsQuarantineFunction": 0, "TrustedAdvisorFunction": 0}
 
 
 def run_event(name: str, event: dict[str, Any], recorder: CallRecorder, tweak: Any = None) -> list[dict]:
@@ -61,7 +64,7 @@ def run_event(name: str, event: dict[str, Any], recorder: CallRecorder, tweak: A
                     c.operation for c in calls[:last] if c.operation not in CONTAINMENT and c.operation not in LOOKUPS
                 ]
                 row["ahead_of_last_deny"] = extra
-            target = TARGET.get(seeded.event.get("source"))
+            target = TARGET_BY_FUNCTION.get(rule.function, TARGET.get(seeded.event.get("source")))
             if first is None:
                 row["verdict"] = "no containment (by design)" if not error else "FAILED"
             elif target is not None:
@@ -99,6 +102,19 @@ def measure() -> dict[str, Any]:
     health["detail"]["affectedEntities"] = [{"entityValue": f"AKIABENCH{n:011d}"} for n in range(3)]
     for row in run_event("health-credentials-exposed.json, naming 3 keys", health, recorder):
         row["note"] = "per key: lookup, then that key's containment, before the next key's lookup"
+        rows.append(row)
+    # Trusted Advisor naming no user: IAM names the owner first (the Health path).
+    unnamed = copy.deepcopy(common.load_event("trustedadvisor-exposed-access-keys.json"))
+
+    def no_user(event: dict[str, Any]) -> None:
+        event["detail"]["check-item-detail"].pop("User Name (IAM or Root)")
+
+    for row in run_event("trustedadvisor-exposed-access-keys.json, no user", unnamed, recorder, no_user):
+        row["note"] = "no user named: one owner lookup, then the deny"
+        if "pass" in row:
+            row["target"] = 1
+            row["pass"] = row["before_containment"] <= 1
+            row["verdict"] = "PASS" if row["pass"] else "FAIL"
         rows.append(row)
     checked = [r for r in rows if "pass" in r]
     return {"rows": rows, "all_pass": all(r["pass"] for r in checked), "checked": len(checked)}
