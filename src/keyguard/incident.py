@@ -17,6 +17,7 @@ class PrincipalType(StrEnum):
     ASSUMED_ROLE = "AssumedRole"
     ROOT = "Root"
     UNKNOWN = "Unknown"  # the event names no owner (Health): IAM says who owns the key
+    FEDERATED_USER = "FederatedUser"  # GetFederationToken sessions: keyguard.sources.federation names the issuer
     OTHER = "Other"  # federated users, AWS services, ...: nothing keyguard can contain
 
 

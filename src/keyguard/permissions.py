@@ -15,6 +15,7 @@ from keyguard.notify import NOTIFY_PERMISSIONS
 from keyguard.operator.audit import AUDIT_PERMISSIONS
 from keyguard.plan import possible_actions
 from keyguard.respond import EXEMPTION_PERMISSIONS, LOOKUP_OWNER_PERMISSIONS
+from keyguard.sources import federation
 
 # template.yaml logical ids of the functions, per trigger
 FUNCTIONS = {
@@ -52,6 +53,8 @@ def iam_permissions(source: Source) -> frozenset[str]:
     perms.update(LOOKUP_OWNER_PERMISSIONS)
     if source is Source.CREATE_ACCESS_KEY:
         perms.update(EXEMPTION_PERMISSIONS)
+    if source is Source.GUARDDUTY:  # a federated session's issuing user, confirmed by IAM
+        perms.update(federation.VERIFY_PERMISSIONS)
     return frozenset(perms)
 
 
@@ -65,4 +68,6 @@ def required(source: Source) -> frozenset[str]:
     perms = iam_permissions(source) | frozenset(NOTIFY_PERMISSIONS) | frozenset(DEDUP_PERMISSIONS)
     if source is Source.INVESTIGATION:
         return perms | UNSCOPABLE_READS | CONSUME_PERMISSIONS
+    if source is Source.GUARDDUTY:  # a federated session's issuer, from CloudTrail
+        perms |= frozenset(federation.LOOKUP_PERMISSIONS)
     return perms | frozenset(HANDOFF_PERMISSIONS)

@@ -71,6 +71,8 @@ def triage(incident: Incident, settings: Settings, account: str | None = None) -
         )
     if incident.principal_type is PrincipalType.ROOT:
         return Outcome.ROOT, "Root credentials: IAM cannot restrict the root user. A human must act now."
+    if incident.principal_type is PrincipalType.FEDERATED_USER:  # never its caller-chosen name: the issuer
+        return Outcome.NOTIFY_ONLY, "Federated session credentials whose issuing IAM user was not named."
     if incident.principal_type is PrincipalType.OTHER:
         return Outcome.NOTIFY_ONLY, "The principal is not an IAM user or role: IAM cannot contain it."
     if incident.principal_type is PrincipalType.UNKNOWN and not is_long_term(incident.key_id):

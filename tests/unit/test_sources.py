@@ -320,6 +320,7 @@ COVERED_ELSEWHERE = {
     "trustedadvisor-exposed-access-keys.json",
     "guardduty-s3-malicious-ip.json",
     "guardduty-s3-policy-anonymous-access.json",
+    "guardduty-federated-user.json",
 }
 
 
@@ -409,7 +410,7 @@ def test_guardduty_severity_bounds_accepted(severity: float, expected: float) ->
         ("IAMUser", PrincipalType.IAM_USER),
         ("AssumedRole", PrincipalType.ASSUMED_ROLE),
         ("Root", PrincipalType.ROOT),
-        ("FederatedUser", PrincipalType.OTHER),
+        ("FederatedUser", PrincipalType.FEDERATED_USER),  # issue 12: its issuer is looked up
         ("AWSService", PrincipalType.OTHER),
         (DELETE, PrincipalType.OTHER),
         (None, PrincipalType.OTHER),

@@ -133,6 +133,7 @@ ROUTES = {
     "trustedadvisor-exposed-access-keys.json": ["TrustedAdvisorFunction"],
     "guardduty-s3-malicious-ip.json": ["GuardDutyFunction"],
     "guardduty-s3-policy-anonymous-access.json": ["GuardDutyFunction"],
+    "guardduty-federated-user.json": ["GuardDutyFunction"],
 }
 
 

@@ -42,6 +42,7 @@ _USER_TYPES = {
     "IAMUser": PrincipalType.IAM_USER,
     "AssumedRole": PrincipalType.ASSUMED_ROLE,
     "Root": PrincipalType.ROOT,
+    "FederatedUser": PrincipalType.FEDERATED_USER,
 }
 
 
