@@ -29,7 +29,9 @@ TARGET = {"aws.guardduty": 0, "aws.health": 1, "aws.iam": 1}
 TARGET_BY_FUNCTION = {"AwsQuarantineFunction": 0, "TrustedAdvisorFunction": 0}
 
 
-def run_event(name: str, event: dict[str, Any], recorder: CallRecorder, tweak: Any = None) -> list[dict]:
+def run_event(
+    name: str, event: dict[str, Any], recorder: CallRecorder, tweak: Any = None, setup: Any = None
+) -> list[dict]:
     from keyguard.local import emulator
 
     rows = []
@@ -37,6 +39,8 @@ def run_event(name: str, event: dict[str, Any], recorder: CallRecorder, tweak: A
         seeded = emulator.seed(env.clients.iam, event)
         if tweak:
             tweak(seeded.event)
+        if setup:
+            setup(env)
         targets = emulator.route(seeded.event, common.rules())
         if not targets:
             return [{"event": name, "function": None, "note": "matches no rule: EventBridge invokes nothing"}]
@@ -114,6 +118,28 @@ def measure() -> dict[str, Any]:
         if "pass" in row:
             row["target"] = 1
             row["pass"] = row["before_containment"] <= 1
+            row["verdict"] = "PASS" if row["pass"] else "FAIL"
+        rows.append(row)
+    # A federated session whose calls CloudTrail has recorded: its issuer is looked up and confirmed first.
+    def issuer_recorded(env: Any) -> None:
+        from datetime import UTC, datetime, timedelta
+
+        from keyguard.local.cloudtrail import FakeCloudTrail
+
+        uid = env.clients.iam.create_user(UserName="broker")["User"]["UserId"]
+        at = (datetime.now(UTC) - timedelta(minutes=20)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        issuer = {"type": "IAMUser", "principalId": uid, "accountId": common.ACCOUNT, "userName": "broker"}
+        identity = {"type": "FederatedUser", "accessKeyId": "ASIAI44QH8DHBEXAMPLE"}
+        identity["sessionContext"] = {"sessionIssuer": issuer}
+        record = {"userIdentity": identity, "eventTime": at, "eventName": "ListBuckets", "awsRegion": "us-east-1"}
+        FakeCloudTrail([record]).install(env.clients.session)
+
+    federated = common.load_event("guardduty-federated-user.json")
+    for row in run_event("guardduty-federated-user.json, issuer recorded", federated, recorder, setup=issuer_recorded):
+        row["note"] = "federated session: LookupEvents (who issued it), GetUser (same user), then the deny"
+        if "pass" in row:
+            row["target"] = 2
+            row["pass"] = row["before_containment"] <= 2 and row["ahead"] == ["LookupEvents", "GetUser"]
             row["verdict"] = "PASS" if row["pass"] else "FAIL"
         rows.append(row)
     checked = [r for r in rows if "pass" in r]
