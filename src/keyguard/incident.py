@@ -91,6 +91,7 @@ class Incident:
     evidence: Evidence = field(default_factory=Evidence)
     principal_id: str | None = None
     observed_at: datetime | None = None  # the EventBridge envelope's time: stable across redeliveries
+    actor_arn: str | None = None  # who made the call the event records (CloudTrail userIdentity.arn)
     # Set by an extractor when the event is real but is not evidence keyguard may act on (e.g. someone other
     # than AWS attached AWS's quarantine policy): the response is notify-only, with this reason.
     not_evidence: str | None = None
