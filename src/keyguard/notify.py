@@ -48,7 +48,8 @@ _LEVEL = {
 
 
 def subject(r: Response) -> str:
-    text = f"keyguard: {_HEADLINE[r.outcome]} - {r.incident.key_id or 'no key named'}"
+    update = "UPDATE, " if r.update_of else ""
+    text = f"keyguard: {update}{_HEADLINE[r.outcome]} - {r.incident.key_id or 'no key named'}"
     if r.owner or r.incident.principal_name:
         text += f" ({r.owner or r.incident.principal_name})"
     return clean_subject(text)
@@ -61,6 +62,8 @@ def level(r: Response) -> str:
 def body(r: Response) -> str:
     i = r.incident
     lines = [f"{_HEADLINE[r.outcome]}: {r.reason}", ""]
+    if r.update_of:
+        lines[1:1] = [f"This updates incident {r.update_of}: keyguard already holds this principal for it.", ""]
     if r.dry_run and r.outcome is Outcome.WOULD_CONTAIN:
         lines += ["keyguard runs in dry-run mode (Mode=dry-run): it changed nothing.", ""]
     facts = [
@@ -152,7 +155,7 @@ def _next_steps(r: Response) -> list[str]:
 
 def document(r: Response) -> dict[str, Any]:
     i = r.incident
-    return {
+    doc = {
         "keyguard": 1,
         "incidentId": i.incident_id,
         "outcome": r.outcome.value,
@@ -176,6 +179,9 @@ def document(r: Response) -> dict[str, Any]:
             for a in r.results
         ],
     }
+    if r.update_of:  # the earlier incident this one updates (keyguard.report.updates)
+        doc["updateOf"] = r.update_of
+    return doc
 
 
 def message(r: Response) -> dict[str, Any]:

@@ -53,6 +53,7 @@ class Response:
     pending: list[Action] = field(default_factory=list)  # records held back by respond(defer_records=True)
     first_contained: datetime | None = None  # when this incident was first contained (a redelivery)
     notes: list[str] = field(default_factory=list)  # what a human should know beside the results
+    update_of: str | None = None  # the earlier incident this one updates (same principal held; report.updates)
     _actions: list[Action] = field(default_factory=list, repr=False)
 
     @property

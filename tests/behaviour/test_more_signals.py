@@ -159,3 +159,71 @@ def test_chat_gets_the_custom_format_with_hostile_strings_made_inert(account, mo
     # a redelivery is not announced again in chat either
     deliver(account, seeded.event, seed=False)
     assert read() == []
+
+
+def test_a_later_event_naming_the_key_deactivates_it_and_is_announced_as_an_update(account) -> None:
+    """AWS's quarantine names the user; Health names the key later: keyguard deactivates exactly that key,
+    and says so as an update of the first incident (from its ledger), not as a new incident."""
+    seeded, _ = deliver(account, load_event("cloudtrail-aws-quarantine-v2.json"))
+    iam = account.clients.iam
+    (leaked,) = seeded.users["alice"]
+    others = [iam.create_access_key(UserName="alice")["AccessKey"]["AccessKeyId"]]  # a key nobody named
+    health = copy.deepcopy(load_event("health-credentials-exposed.json"))
+    health["detail"]["affectedEntities"] = [{"entityValue": leaked}]
+    health["resources"] = [leaked]
+    deliver(account, health, seed=False)
+    deliver(account, health, seed=False)  # redelivered: nothing new
+    keys = {k["AccessKeyId"]: k["Status"] for k in iam.list_access_keys(UserName="alice")["AccessKeyMetadata"]}
+    assert keys.pop(leaked) == "Inactive" and others and {keys[k] for k in others} == {"Active"}
+    first, update = inbox(account)
+    assert first["source"] == "aws-quarantine" and "updateOf" not in first
+    assert update["source"] == "health" and update["accessKeyId"] == leaked
+    assert update["updateOf"] == first["incidentId"] and update["_subject"].startswith("keyguard: UPDATE, CONTAINED")
+
+
+def test_release_resolves_the_findings_of_every_incident_the_user_is_held_for(account, monkeypatch) -> None:
+    """The helper the release path calls: the incidents come from the ledger (both the AWS quarantine and
+    the update), and BatchUpdateFindings gets them with workflow RESOLVED (moto has no BatchUpdateFindings:
+    botocore's Stubber checks the real request shape)."""
+    from botocore.stub import Stubber
+
+    from keyguard.ledger import Ledger
+    from keyguard.report import securityhub
+
+    monkeypatch.setenv("KEYGUARD_SECURITY_HUB", "true")
+    seeded, _ = deliver(account, load_event("cloudtrail-aws-quarantine-v2.json"))
+    (key,) = seeded.users["alice"]
+    health = copy.deepcopy(load_event("health-credentials-exposed.json"))
+    health["detail"]["affectedEntities"] = [{"entityValue": key}]
+    deliver(account, health, seed=False)
+    hub = account.clients.get("securityhub")
+    first, update = sorted(hub.get_findings()["Findings"], key=lambda f: f["Id"])
+    assert first["Id"].startswith("keyguard/aws-quarantine:") and update["Id"].startswith("keyguard/health:")
+    assert {"ProductArn": first["ProductArn"], "Id": first["Id"]} in update["RelatedFindings"]
+
+    ledger = Ledger(account.ledger_table, account.clients.get("dynamodb"))
+    held = securityhub.incidents_held(ledger, "user", "alice")
+    assert [i.split(":")[0] for i in held] == ["aws-quarantine", "health"]
+    product = "arn:aws:securityhub:us-east-1:123456789012:product/123456789012/default"
+    ids = [{"Id": securityhub.finding_id(i), "ProductArn": product} for i in held]
+    with Stubber(hub) as stub:
+        stub.add_response(
+            "batch_update_findings",
+            {"ProcessedFindings": ids, "UnprocessedFindings": []},
+            {
+                "FindingIdentifiers": ids,
+                "Workflow": {"Status": "RESOLVED"},
+                "Note": {"Text": "Released by ops: rotated", "UpdatedBy": "ops"},
+            },
+        )
+        out = securityhub.release_findings(
+            account.clients,
+            ledger,
+            kind="user",
+            name="alice",
+            account="123456789012",
+            region="us-east-1",
+            by="ops",
+            reason="rotated",
+        )
+    assert out == ["resolved", "resolved"]

@@ -112,7 +112,8 @@ def message(r: Response, *, level: str, headline: str | None = None) -> dict[str
     owner = r.owner or i.principal_name
     who = safe(owner) if owner else "unknown"
     subject = i.key_id if is_key_id(i.key_id) else f"user {who}"
-    title = f"{_EMOJI.get(level, '')} keyguard: {headline or _TITLE[r.outcome]} - {subject}".strip()
+    update = "UPDATE, " if r.update_of else ""
+    title = f"{_EMOJI.get(level, '')} keyguard: {update}{headline or _TITLE[r.outcome]} - {subject}".strip()
     lines = [
         f"*Access key:* {code(i.key_id) if is_key_id(i.key_id) else 'none named'}",
         f"*Owner:* {who}" + ("" if r.owner else " (as the event says; not verified)"),
@@ -129,6 +130,8 @@ def message(r: Response, *, level: str, headline: str | None = None) -> dict[str
         lines.append(f"*User agent (as the event says):* {safe(ev.user_agent)}")
     if r.owner_note:
         lines.append(f"*Note:* {safe(r.owner_note, 300)}")
+    if r.update_of:
+        lines.append(f"*Updates incident:* {safe(r.update_of, 300)}")
     lines.append("*What keyguard did:*")
     lines += [f"\u2022 {safe(res.action)}: {safe(res.status.value)}" for res in r.results] or ["\u2022 nothing"]
     description = "\n".join(lines)[:MAX_DESCRIPTION]
@@ -137,7 +140,7 @@ def message(r: Response, *, level: str, headline: str | None = None) -> dict[str
     return {
         "version": "1.0",
         "source": "custom",
-        "id": _thread(i.incident_id),
+        "id": _thread(r.update_of or i.incident_id),
         "content": {
             "textType": "client-markdown",
             "title": title[:250],
@@ -146,7 +149,7 @@ def message(r: Response, *, level: str, headline: str | None = None) -> dict[str
             "keywords": [r.outcome.value, i.source.value, level],
         },
         "metadata": {
-            "threadId": _thread(i.incident_id),
+            "threadId": _thread(r.update_of or i.incident_id),  # an update goes to the first incident's thread
             "summary": f"keyguard {r.outcome.value} {subject}"[:200],
             "eventType": f"keyguard-{r.outcome.value}",
             "additionalContext": {"incidentId": _thread(i.incident_id), "outcome": r.outcome.value},

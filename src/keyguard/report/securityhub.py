@@ -68,6 +68,8 @@ def finding(r: Response, *, level: str, account: str, region: str, now: datetime
         "keyguard/findingType": i.finding_type,
         "keyguard/dryRun": str(r.dry_run).lower(),
     }
+    if r.update_of:  # an update of an earlier incident: its own finding, related to the earlier one
+        fields["keyguard/updateOf"] = r.update_of
     for n, res in enumerate(r.results[: MAX_PRODUCT_FIELDS - len(fields)], 1):
         fields[f"keyguard/action/{n:02d}"] = res.line()
     out: dict[str, Any] = {
@@ -94,11 +96,16 @@ def finding(r: Response, *, level: str, account: str, region: str, now: datetime
     if i.evidence.first_seen and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", i.evidence.first_seen):
         out["FirstObservedAt"] = i.evidence.first_seen
     related = _RELATED_PRODUCT.get(i.source)
+    links = []
     if related and i.source_id:
         source_arn = i.source_arn or i.source_id
-        out["RelatedFindings"] = [
+        links.append(
             {"ProductArn": f"arn:{partition}:securityhub:{region}::product/aws/{related}", "Id": source_arn[:512]}
-        ]
+        )
+    if r.update_of:
+        links.append({"ProductArn": product_arn(account, region), "Id": finding_id(r.update_of)})
+    if links:
+        out["RelatedFindings"] = links
     return out
 
 
@@ -183,6 +190,34 @@ def mark_resolved(
         return [f"failed: {code}"] * len(ids)
     bad = {u.get("FindingIdentifier", {}).get("Id"): u.get("ErrorCode") for u in out.get("UnprocessedFindings", [])}
     return [f"failed: {bad[x['Id']]}" if x["Id"] in bad else "resolved" for x in ids]
+
+
+def incidents_held(ledger: Any, kind: str, name: str) -> list[str]:
+    """For the release path: the incidents keyguard holds `kind/name` for, from its ledger's history (every
+    containment since the last release), oldest first. The ones whose findings `mark_resolved` closes."""
+    out: list[str] = []
+    for entry in ledger.history(kind=kind, name=name):
+        if entry.event == "released":
+            out = []
+        elif (
+            entry.incident and entry.event in ("contained", "redelivered", "re-contained") and entry.incident not in out
+        ):
+            out.append(entry.incident)
+    return out
+
+
+def release_findings(
+    clients: Any, ledger: Any, *, kind: str, name: str, account: str, region: str, by: str, reason: str | None
+) -> list[str]:
+    """What `keyguard release` calls (wired in by the release path), after the policies are removed and
+    before the ledger records the release: RESOLVED for the principal's incidents' findings. Never raises."""
+    try:
+        incidents = incidents_held(ledger, kind, name)
+    except Exception as e:
+        return [f"failed: ledger unreadable ({type(e).__name__})"]
+    return mark_resolved(
+        clients.get("securityhub", region), incidents, account=account, region=region, by=by, reason=reason
+    )
 
 
 def wanted(r: Response) -> bool:
