@@ -120,6 +120,7 @@ def measure() -> dict[str, Any]:
             row["pass"] = row["before_containment"] <= 1
             row["verdict"] = "PASS" if row["pass"] else "FAIL"
         rows.append(row)
+
     # A federated session whose calls CloudTrail has recorded: its issuer is looked up and confirmed first.
     def issuer_recorded(env: Any) -> None:
         from datetime import UTC, datetime, timedelta

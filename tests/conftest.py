@@ -138,3 +138,15 @@ def iam_quotas(account: Any) -> Iterator[Any]:
     installed = quotas.install(account.clients)
     yield installed
     installed.uninstall()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """How many notification documents the run checked against docs/message.schema.json."""
+    if VALIDATED:
+        kinds = {
+            d.get("kind") or ("release" if "releasedBy" in d else "audit" if "generatedAt" in d else "incident")
+            for d in VALIDATED
+        }
+        terminalreporter.write_line(
+            f"message schema: {len(VALIDATED)} notification documents validated ({', '.join(sorted(kinds))})"
+        )
