@@ -82,7 +82,7 @@ class Runtime:
         from keyguard.sources import federation  # a federated session's issuer: named by AWS, confirmed by IAM
 
         if federation.needs_resolving(incidents):
-            incidents = [federation.resolve(i, self.clients) for i in incidents]
+            incidents = [federation.resolve(i, self.clients, account=account) for i in incidents]
         if self._notifier is not None:
             self._notifier.sent.clear()  # a warm container keeps only this invocation's messages
         # Containment first: every key of the event is contained before anything is recorded or announced.

@@ -64,13 +64,13 @@ def triage(incident: Incident, settings: Settings, account: str | None = None) -
     """The reason not to act at all, decided from the event alone; None means: go on and contain."""
     if incident.sample:
         return Outcome.SAMPLE, "GuardDuty sample finding: the wiring works; nothing was changed."
-    if incident.not_evidence:
-        return Outcome.NOTIFY_ONLY, incident.not_evidence
     if account and incident.account != account:
         return (
             Outcome.OTHER_ACCOUNT,
             f"The event is for account {incident.account}; keyguard runs in {account}.",
         )
+    if incident.not_evidence:
+        return Outcome.NOTIFY_ONLY, incident.not_evidence
     if incident.source is Source.GUARDDUTY and (incident.severity or 0) < settings.guardduty_min_severity:
         return (
             Outcome.BELOW_THRESHOLD,

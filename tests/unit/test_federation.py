@@ -104,3 +104,8 @@ def test_resolve_never_takes_a_user_iam_does_not_confirm() -> None:
 def test_other_incidents_pass_through_untouched() -> None:
     other = incident_from("guardduty-iam-user.json")
     assert federation.resolve(other, _Clients([])) is other
+
+
+def test_another_account_s_session_is_not_looked_up() -> None:
+    clients = _Clients([{"Events": [{"CloudTrailEvent": _record()}]}])
+    assert federation.resolve(SESSION, clients, account="210987654321") is SESSION and clients.asked == []

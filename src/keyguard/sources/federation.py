@@ -35,10 +35,13 @@ def needs_resolving(incidents: list[Incident]) -> bool:
     return any(i.principal_type is PrincipalType.FEDERATED_USER for i in incidents)
 
 
-def resolve(incident: Incident, clients: Any, now: datetime | None = None) -> Incident:
+def resolve(incident: Incident, clients: Any, now: datetime | None = None, account: str | None = None) -> Incident:
     """The incident with the issuing IAM user as its principal, or (when that cannot be proven) with the
-    reason it stays notify-only. Other incidents are returned as they are."""
+    reason it stays notify-only. Other incidents, and other accounts' (triage reports those), are returned
+    as they are, without a call."""
     if incident.principal_type is not PrincipalType.FEDERATED_USER:
+        return incident
+    if account and incident.account != account:
         return incident
     now = now or datetime.now(UTC)
     session = incident.principal_id or incident.principal_name or "?"
