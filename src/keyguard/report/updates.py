@@ -1,36 +1,54 @@
-"""One incident, one announcement: a containment of a principal keyguard already holds for an earlier
+"""One incident, one announcement: a containment of a principal keyguard already held for an earlier
 incident is announced as an update of that incident.
 
 The case it is for: AWS's quarantine record names a user (keyguard quarantines the user, no key), then the
 Health or Trusted Advisor event names the key (keyguard deactivates exactly that key). The second message
-says "UPDATE to <first incident>" and what changed, not a new incident. Read from keyguard's own ledger
-(never from tags the key holder can write), after the deny and before this containment is written down.
+says "UPDATE to <first incident>" and what changed, not a new incident.
+
+Decided from keyguard's own records (never from tags the key holder can write), after the deny and after
+the ledger recorded this containment, and only when IAM showed the user already behind keyguard's deny-all
+boundary and this is the incident's first containment (not a redelivery): then, and only then, one ledger
+read (the principal's history) says which incident held it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from keyguard.actions import BOUNDARY_LAYER, Status
 from keyguard.plan import Outcome, principal_kind
 from keyguard.respond import Response
 
-LINKED = frozenset({Outcome.CONTAINED, Outcome.SESSIONS_REVOKED, Outcome.WOULD_CONTAIN, Outcome.FAILED})
+LINKED = frozenset({Outcome.CONTAINED, Outcome.SESSIONS_REVOKED, Outcome.FAILED})
+HOLDS = ("contained", "re-contained", "redelivered")
+
+
+def held_before(r: Response) -> bool:
+    """IAM said the user was already behind keyguard's boundary, and the ledger took this incident as new."""
+    first_time = any(x.action == "ledger" and x.status is Status.DONE and x.detail == "contained" for x in r.results)
+    bounded = any(x.action == BOUNDARY_LAYER and x.status is Status.ALREADY_DONE for x in r.results)
+    return first_time and bounded
 
 
 def link(responses: list[Response], ledger: Any) -> list[str]:
-    """Set `update_of` on each response whose principal the ledger holds for another incident. Returns what
-    could not be read (a note each); a ledger that cannot be read leaves the message a full one."""
+    """Set `update_of` on each response whose principal the ledger held for another incident. Returns what
+    could not be read (a note each): a ledger that cannot be read leaves the message a full one."""
     if ledger is None or not getattr(ledger, "enabled", False):
         return []
     problems = []
     for r in responses:
-        if r.outcome not in LINKED or not r.owner:
+        if r.outcome not in LINKED or not r.owner or not held_before(r):
             continue
         try:
-            held = ledger.principal(principal_kind(r.incident), r.owner)
+            history = ledger.history(kind=principal_kind(r.incident), name=r.owner)
         except Exception as e:  # LedgerError or anything under it: announce in full rather than guess
             problems.append(f"{r.incident.incident_id}: ledger unreadable ({type(e).__name__})")
             continue
-        if held is not None and held.held and held.incident and held.incident != r.incident.incident_id:
-            r.update_of = held.incident
+        earlier = None
+        for entry in history:  # oldest first
+            if entry.event == "released":
+                earlier = None
+            elif entry.event in HOLDS and entry.incident and entry.incident != r.incident.incident_id:
+                earlier = earlier or entry.incident  # the incident that first held it since the last release
+        r.update_of = earlier
     return problems
