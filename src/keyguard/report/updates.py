@@ -7,8 +7,8 @@ says "UPDATE to <first incident>" and what changed, not a new incident.
 
 Decided from keyguard's own records (never from tags the key holder can write), after the deny and after
 the ledger recorded this containment, and only when IAM showed the user already behind keyguard's deny-all
-boundary and this is the incident's first containment (not a redelivery): then, and only then, one ledger
-read (the principal's history) says which incident held it.
+boundary, for AWS's own signals of one exposure (its quarantine record, Health, Trusted Advisor): then one
+ledger read (the principal's history) says which incident held it.
 """
 
 from __future__ import annotations
@@ -16,15 +16,21 @@ from __future__ import annotations
 from typing import Any
 
 from keyguard.actions import BOUNDARY_LAYER, Status
+from keyguard.incident import Source
 from keyguard.plan import Outcome, principal_kind
 from keyguard.respond import Response
 
 LINKED = frozenset({Outcome.CONTAINED, Outcome.SESSIONS_REVOKED, Outcome.FAILED})
+# AWS's own signals about one exposure: its quarantine record (the user) and its Health / Trusted Advisor
+# notices (the key). A GuardDuty finding or a new key is a new incident, announced in full.
+SAME_EXPOSURE = frozenset({Source.AWS_QUARANTINE, Source.HEALTH, Source.TRUSTED_ADVISOR})
 HOLDS = ("contained", "re-contained", "redelivered")
 
 
 def held_before(r: Response) -> bool:
     """IAM said the user was already behind keyguard's boundary, and the ledger took this incident as new."""
+    if r.incident.source not in SAME_EXPOSURE:
+        return False
     first_time = any(x.action == "ledger" and x.status is Status.DONE and x.detail == "contained" for x in r.results)
     bounded = any(x.action == BOUNDARY_LAYER and x.status is Status.ALREADY_DONE for x in r.results)
     return first_time and bounded
