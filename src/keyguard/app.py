@@ -89,12 +89,12 @@ class Runtime:
         iam = self.clients.iam
         ledger = self.ledger
         responses = [respond(i, settings, iam, account=account, defer_records=True, ledger=ledger) for i in incidents]
-        for r in responses:
-            finish(r, iam)
-        from keyguard.report import updates  # an earlier incident of the same principal (the ledger's)
+        from keyguard.report import updates  # after every deny: an earlier incident of the same principal
 
         for problem in updates.link(responses, ledger):
             self._log("warning", "earlier incident not looked up", problem=problem)
+        for r in responses:
+            finish(r, iam)
         for r in responses:
             self._log(
                 "info",

@@ -5,10 +5,10 @@ The case it is for: AWS's quarantine record names a user (keyguard quarantines t
 Health or Trusted Advisor event names the key (keyguard deactivates exactly that key). The second message
 says "UPDATE to <first incident>" and what changed, not a new incident.
 
-Decided from keyguard's own records (never from tags the key holder can write), after the deny and after
-the ledger recorded this containment, and only when IAM showed the user already behind keyguard's deny-all
+Decided from keyguard's own records (never from tags the key holder can write), after the deny and before
+the ledger records this containment, and only when IAM showed the user already behind keyguard's deny-all
 boundary, for AWS's own signals of one exposure (its quarantine record, Health, Trusted Advisor): then one
-ledger read (the principal's history) says which incident held it.
+ledger read (the principal's record) says which incident held it.
 """
 
 from __future__ import annotations
@@ -24,16 +24,13 @@ LINKED = frozenset({Outcome.CONTAINED, Outcome.SESSIONS_REVOKED, Outcome.FAILED}
 # AWS's own signals about one exposure: its quarantine record (the user) and its Health / Trusted Advisor
 # notices (the key). A GuardDuty finding or a new key is a new incident, announced in full.
 SAME_EXPOSURE = frozenset({Source.AWS_QUARANTINE, Source.HEALTH, Source.TRUSTED_ADVISOR})
-HOLDS = ("contained", "re-contained", "redelivered")
 
 
 def held_before(r: Response) -> bool:
     """IAM said the user was already behind keyguard's boundary, and the ledger took this incident as new."""
     if r.incident.source not in SAME_EXPOSURE:
         return False
-    first_time = any(x.action == "ledger" and x.status is Status.DONE and x.detail == "contained" for x in r.results)
-    bounded = any(x.action == BOUNDARY_LAYER and x.status is Status.ALREADY_DONE for x in r.results)
-    return first_time and bounded
+    return any(x.action == BOUNDARY_LAYER and x.status is Status.ALREADY_DONE for x in r.results)
 
 
 def link(responses: list[Response], ledger: Any) -> list[str]:
@@ -46,15 +43,10 @@ def link(responses: list[Response], ledger: Any) -> list[str]:
         if r.outcome not in LINKED or not r.owner or not held_before(r):
             continue
         try:
-            history = ledger.history(kind=principal_kind(r.incident), name=r.owner)
+            held = ledger.principal(principal_kind(r.incident), r.owner)  # as it was before this containment
         except Exception as e:  # LedgerError or anything under it: announce in full rather than guess
             problems.append(f"{r.incident.incident_id}: ledger unreadable ({type(e).__name__})")
             continue
-        earlier = None
-        for entry in history:  # oldest first
-            if entry.event == "released":
-                earlier = None
-            elif entry.event in HOLDS and entry.incident and entry.incident != r.incident.incident_id:
-                earlier = earlier or entry.incident  # the incident that first held it since the last release
-        r.update_of = earlier
+        if held is not None and held.held and held.incident and held.incident != r.incident.incident_id:
+            r.update_of = held.incident  # (the same incident: a redelivery, announced once by de-duplication)
     return problems
