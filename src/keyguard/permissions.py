@@ -15,6 +15,7 @@ from keyguard.notify import NOTIFY_PERMISSIONS
 from keyguard.operator.audit import AUDIT_PERMISSIONS
 from keyguard.plan import possible_actions
 from keyguard.respond import EXEMPTION_PERMISSIONS, LOOKUP_OWNER_PERMISSIONS, RecordInLedger
+from keyguard.sources import federation
 
 # template.yaml logical ids of the functions, per trigger
 FUNCTIONS = {
@@ -22,6 +23,8 @@ FUNCTIONS = {
     "HealthFunction": Source.HEALTH,
     "AccessKeyCreatedFunction": Source.CREATE_ACCESS_KEY,
     "InvestigationFunction": Source.INVESTIGATION,
+    "AwsQuarantineFunction": Source.AWS_QUARANTINE,
+    "TrustedAdvisorFunction": Source.TRUSTED_ADVISOR,
 }
 
 # Functions no trigger drives (template.yaml logical id -> the reads they need, all on "*").
@@ -43,7 +46,9 @@ PLATFORM_PERMISSIONS = frozenset(
 
 
 # The containment functions write keyguard's ledger (its table; keyguard.ledger) after the deny.
-LEDGER_SOURCES = frozenset({Source.GUARDDUTY, Source.HEALTH, Source.CREATE_ACCESS_KEY})
+LEDGER_SOURCES = frozenset(
+    {Source.GUARDDUTY, Source.HEALTH, Source.CREATE_ACCESS_KEY, Source.AWS_QUARANTINE, Source.TRUSTED_ADVISOR}
+)
 
 
 def iam_permissions(source: Source) -> frozenset[str]:
@@ -56,6 +61,8 @@ def iam_permissions(source: Source) -> frozenset[str]:
         perms.update(FOLLOW_UP_READS)
     if source is Source.CREATE_ACCESS_KEY:
         perms.update(EXEMPTION_PERMISSIONS)
+    if source is Source.GUARDDUTY:  # a federated session's issuing user, confirmed by IAM
+        perms.update(federation.VERIFY_PERMISSIONS)
     return frozenset(perms)
 
 
@@ -71,4 +78,6 @@ def required(source: Source) -> frozenset[str]:
         perms |= frozenset(RecordInLedger.permissions)
     if source is Source.INVESTIGATION:  # it also queues its own continuations and later runs
         return perms | UNSCOPABLE_READS | CONSUME_PERMISSIONS | frozenset(HANDOFF_PERMISSIONS)
+    if source is Source.GUARDDUTY:  # a federated session's issuer, from CloudTrail
+        perms |= frozenset(federation.LOOKUP_PERMISSIONS)
     return perms | frozenset(HANDOFF_PERMISSIONS)
