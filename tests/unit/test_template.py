@@ -138,6 +138,7 @@ ROUTES = {
     "health-iam-quarantine.json": ["HealthFunction"],
     "cloudtrail-create-access-key.json": ["AccessKeyCreatedFunction"],
     "cloudtrail-create-access-key-failed.json": [],
+    **{p.name: ["TamperWatchFunction"] for p in EVENTS.glob("tamper-*.json")},  # tests/unit/test_tamper_watch.py
 }
 
 

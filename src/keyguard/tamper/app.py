@@ -72,12 +72,14 @@ class TamperRuntime:
             raise
         watch = watch_for(event)
         if watch is None:
+            self._metric("TamperIgnored")
             return self._done(call, None, "not watched", [])
         config = self.config
         ledger = self.ledger if watch.target in LEDGER_TARGETS else None
         decision = decide(call, watch, config, ledger)
         if decision.verdict is Verdict.IGNORE:
             self._log("info", "tamper watch: nothing to do", event=call.event_id, call=call.name, why=decision.reason)
+            self._metric("TamperIgnored")
             return self._done(call, decision, "ignored", [])
         now = datetime.now(UTC)
         results = reapply(decision, call, config, self.clients.iam, now) if decision.reapply else []

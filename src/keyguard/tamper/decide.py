@@ -113,8 +113,6 @@ def _principal(call: Call, watch: Watch, config: WatchConfig, ledger: Any) -> De
     if not _held(record):
         why = "released through keyguard release" if _released(record) else f"not a {kind} keyguard holds"
         return ignore(why, kind, name)
-    if call.name == "DetachUserPolicy" and not any("attach" in layer for layer in _layers(record)):
-        reapply = None  # keyguard never attached it; nothing of its own to put back
     new_name = call.param("newUserName") if call.name == "UpdateUser" else None
     return Decision(
         Verdict.RECONTAIN,
@@ -149,10 +147,6 @@ def _tags(call: Call, ledger: Any) -> Decision:
         kind,
         name,
     )
-
-
-def _layers(record: Any) -> tuple[str, ...]:
-    return tuple(str(x).lower() for x in (getattr(record, "layers", None) or ()))
 
 
 def _own(call: Call, config: WatchConfig, kind: str, name: str | None, what: str) -> Decision:

@@ -34,6 +34,16 @@ _HEADLINE = {
 }
 
 
+_SHORT = {
+    "re-contained": "CRITICAL undone, re-applied",
+    "would re-contain": "CRITICAL undone (DRY-RUN)",
+    "failed": "CRITICAL undone, re-apply FAILED",
+    "held, nothing to put back": "CRITICAL held principal changed",
+    "alert": "CRITICAL tampering",
+    "suspicious": "record tags changed",
+}
+
+
 def dedup_key(call: Call) -> str:
     """One message per CloudTrail event, however often EventBridge delivers it."""
     return hashlib.sha256(f"tamper|{call.event_id}".encode()).hexdigest()
@@ -44,7 +54,7 @@ def message(call: Call, decision: Decision, results: list[ActionResult], dry_run
     headline = _HEADLINE[result]
     target = f"{decision.kind} {decision.name}" if decision.name else decision.kind
     who = call.actor.identity.rsplit("/", 1)[-1] if call.actor.identity else "unknown"
-    subject = f"keyguard: {headline} - {call.name} on {target} by {who}"
+    subject = f"keyguard: {_SHORT[result]} by {who}: {call.name} on {target}"
     facts = [
         ("Call", f"{call.event_source} {call.name}"),
         ("On", target),

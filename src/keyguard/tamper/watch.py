@@ -89,7 +89,8 @@ WATCHES: tuple[Watch, ...] = (
         "keyguard's session revocation on the role, or keyguard's own role's permissions",
         "role-policy",
     ),
-    Watch(*IAM, ("DetachUserPolicy",), "user", "keyguard's deny-all policy attached to the user", "attached-policy"),
+    # keyguard sets its deny-all as a boundary, not attached; a detach of it is announced (nothing to put back)
+    Watch(*IAM, ("DetachUserPolicy",), "user", "keyguard's deny-all policy attached to the user"),
     Watch(
         *IAM,
         ("TagUser", "TagRole"),
