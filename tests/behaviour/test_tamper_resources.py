@@ -66,7 +66,7 @@ def _function(account: Any, name: str) -> str:
         "Statement": [
             {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
         ],
-    }  # noqa: E501
+    }
     role = iam.create_role(RoleName=f"{name}-role", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
     import io
     import zipfile
