@@ -321,6 +321,10 @@ NOT_COVERED_FUNCTIONS = {
     "containment): add them to INVESTIGATION_ROWS with a Scenario that delivers an investigation request",
     "AuditFunction": "the scheduled key inventory (IAM credential report reads, then a notification) is not a "
     "response to an event: add a Scenario and rows for its calls",
+    "TamperWatchFunction": "re-applies with the engine's own actions (their faults are the rows above); a failed "
+    "re-apply or read-back is reported and raised (tests/behaviour/test_tamper_*.py): add rows for its reads",
+    "SelfCheckFunction": "reads only; any read that fails counts as a failed check and drops the heartbeat "
+    "(tests/behaviour/test_selfcheck.py)",
 }
 
 # ------------------------------------------------------------------------------------------- recording
