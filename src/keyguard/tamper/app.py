@@ -20,6 +20,32 @@ NOTIFY_PERMISSIONS = ("sns:Publish",)
 LEDGER_TARGETS = ("key", "user", "role", "tags")
 
 
+class Holds:
+    """The ledger's answer for a key or principal. A name the ledger does not know (the principal was
+    renamed) is asked by the unique id IAM gives that name now (AIDA.../AROA...: a rename cannot take it)."""
+
+    def __init__(self, ledger: Any, iam: Any) -> None:
+        self.ledger, self.iam = ledger, iam
+
+    def key(self, key_id: str) -> Any:
+        return self.ledger.key(key_id)
+
+    def principal(self, kind: str, name: str) -> Any:
+        record = self.ledger.principal(kind, name)
+        if record is not None or not hasattr(self.ledger, "principal_by_id"):
+            return record
+        try:
+            if kind == "user":
+                unique_id = self.iam.get_user(UserName=name)["User"]["UserId"]
+            else:
+                unique_id = self.iam.get_role(RoleName=name)["Role"]["RoleId"]
+        except Exception as e:
+            if error_code(e) == "NoSuchEntity":
+                return None
+            raise
+        return self.ledger.principal_by_id(unique_id)
+
+
 class TamperRuntime:
     def __init__(self, logger: Any = None, metrics: Any = None, config: WatchConfig | None = None) -> None:
         self.logger, self.metrics = logger, metrics
@@ -75,7 +101,7 @@ class TamperRuntime:
             self._metric("TamperIgnored")
             return self._done(call, None, "not watched", [])
         config = self.config
-        ledger = self.ledger if watch.target in LEDGER_TARGETS else None
+        ledger = Holds(self.ledger, self.clients.iam) if watch.target in LEDGER_TARGETS else None
         decision = decide(call, watch, config, ledger)
         if decision.verdict is Verdict.IGNORE:
             self._log("info", "tamper watch: nothing to do", event=call.event_id, call=call.name, why=decision.reason)
@@ -113,10 +139,28 @@ class TamperRuntime:
             "reapplied": [r.line() for r in results],
         }
         target = f"{kind} {name}"
+        record = decision.record
         try:
             self.ledger.note(
                 "tamper", kind, name, actor=call.actor.identity, reason=decision.reason, detail=detail, at=now
             )
+            renamed = decision.reapply == "renamed" and decision.new_name and decision.new_name != name
+            if renamed and not any(r.status is Status.FAILED for r in results):
+                # the hold follows the principal to its new name (same unique id, layers, keys)
+                self.ledger.contained(
+                    incident_id=getattr(record, "incident", None) or f"tamper:{call.event_id}",
+                    kind="user",
+                    name=decision.new_name,
+                    at=now,
+                    actor="keyguard tamper watch",
+                    reason=f"renamed from {name} by {call.actor.identity}; the hold follows it",
+                    unique_id=getattr(record, "unique_id", None),
+                    layers=getattr(record, "layers", ()) or (),
+                    keys=getattr(record, "keys", ()) or (),
+                    leaked_keys=getattr(record, "leaked_keys", ()) or (),
+                    event="re-contained",
+                    detail={"renamedFrom": name, "eventId": call.event_id},
+                )
         except Exception as e:
             code = error_code(e) or type(e).__name__
             return ActionResult("record", target, Status.FAILED, f"ledger: {code}: {e}"[:300], code)

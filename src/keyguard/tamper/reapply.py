@@ -31,12 +31,15 @@ from keyguard.tamper.call import Call
 from keyguard.tamper.config import WatchConfig
 from keyguard.tamper.decide import Decision
 
+BOUNDARY_LAYER = "deny-all-boundary"  # keyguard.actions.BOUNDARY_LAYER on main (issue 9)
+
 READ_PERMISSIONS = {
     "deactivate-key": ("iam:GetAccessKeyLastUsed", "iam:ListAccessKeys"),
     "user-policy": ("iam:GetUserPolicy",),
     "role-policy": ("iam:GetRolePolicy",),
     "boundary": ("iam:GetUser",),
     "renamed": ("iam:GetUser", "iam:GetUserPolicy"),
+    "lookup": ("iam:GetUser", "iam:GetRole"),  # a renamed principal's unique id (app.Holds)
 }
 
 
@@ -214,8 +217,9 @@ def _verify_boundary(iam: Any, user: str, config: WatchConfig) -> ActionResult:
 
 
 def _renamed(decision: Decision, call: Call, config: WatchConfig, iam: Any, now: datetime) -> list:
-    """A held user renamed (or moved): the hold follows the principal (same unique id), under its new name.
-    Its inline deny and boundary stay on it in IAM; they are put again (idempotent) and read back."""
+    """A held user renamed (or moved): the hold follows the principal (same unique id) to its new name.
+    IAM keeps a user's policies and boundary on a rename; each layer the ledger lists is read back under
+    the new name and put again only where it is missing."""
     new = decision.new_name or decision.name or ""
     unique = getattr(decision.record, "unique_id", None)
     if not config.dry_run and unique:
@@ -223,14 +227,33 @@ def _renamed(decision: Decision, call: Call, config: WatchConfig, iam: Any, now:
         if got != unique:
             detail = f"user {new} is {got}, keyguard held {unique}: not the same principal, nothing put"
             return [ActionResult("follow-rename", f"user {new}", Status.FAILED, detail, "NotSamePrincipal")]
-    out = [
-        _run(QuarantineUser(new), config, iam),
-        _verify_policy(iam, "user", new, QUARANTINE_POLICY, config.dry_run),
-    ]
-    if config.deny_all_policy_arn:
-        out += [_run(PutDenyAllBoundary(new, config.deny_all_policy_arn), config, iam)]
-        out += [_verify_boundary(iam, new, config)]
+    layers = set(getattr(decision.record, "layers", None) or ()) or {QuarantineUser.name}
+    out: list[ActionResult] = []
+    for layer, policy in ((QuarantineUser.name, QUARANTINE_POLICY), (RevokeUserSessions.name, REVOKE_SESSIONS_POLICY)):
+        if layer not in layers:
+            continue
+        check = _verify_policy_or_missing(iam, new, policy, config.dry_run)
+        if check.status is Status.DONE:
+            out.append(check)
+            continue
+        out += [_run(_policy_action("user", new, policy, now), config, iam)]
+        out += [_verify_policy(iam, "user", new, policy, config.dry_run)]
+    if BOUNDARY_LAYER in layers and config.deny_all_policy_arn:
+        check = _verify_boundary(iam, new, config)
+        if check.status is not Status.DONE:
+            out += [_run(PutDenyAllBoundary(new, config.deny_all_policy_arn), config, iam)]
+            check = _verify_boundary(iam, new, config)
+        out.append(check)
     return out
+
+
+def _verify_policy_or_missing(iam: Any, user: str, policy: str, dry_run: bool) -> ActionResult:
+    try:
+        return _verify_policy(iam, "user", user, policy, dry_run)
+    except Exception as e:
+        if error_code(e) != NOT_FOUND:
+            raise
+        return _verify(f"user {user} policy {policy}", False, "missing", dry_run)
 
 
 ROUTINES: dict[str, Callable[..., list[ActionResult]]] = {
