@@ -379,3 +379,14 @@ def test_every_setting_the_watch_reads_is_set_by_the_template(module: str, funct
     source = (Path(keyguard.__file__).parent / module).read_text()
     read = set(re.findall(r'"(KEYGUARD_[A-Z_]+)"', source))
     assert read and read <= _env(function_id), read - _env(function_id)
+
+
+def test_putting_keyguard_s_own_deny_is_a_containment_not_an_undoing() -> None:
+    """`keyguard contain` (the operator role) writes the same policy name: its deny is no tampering."""
+    from keyguard.actions import deny_all_policy
+
+    event = load_event("tamper-put-user-policy.json")
+    event["detail"]["requestParameters"]["policyDocument"] = json.dumps(deny_all_policy())
+    assert _decide(event).verdict is Verdict.IGNORE
+    event["detail"]["requestParameters"]["policyDocument"] = "not json {"
+    assert _decide(event).verdict is Verdict.RECONTAIN  # unreadable: treated as an overwrite

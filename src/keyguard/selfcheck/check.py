@@ -27,13 +27,13 @@ READ_PERMISSIONS = (
     "events:ListTargetsByRule",
     "sns:ListSubscriptionsByTopic",
     "kms:DescribeKey",
+    "cloudtrail:GetTrailStatus",
 )
 # Reads and the heartbeat that IAM cannot scope to one resource (the template grants them on "*").
 UNSCOPED_PERMISSIONS = (
     "events:ListRuleNamesByTarget",
     "lambda:ListEventSourceMappings",
     "cloudtrail:DescribeTrails",
-    "cloudtrail:GetTrailStatus",
     "cloudwatch:PutMetricData",
 )
 

@@ -7,10 +7,13 @@ whether a hold was released through `keyguard release`)."""
 
 from __future__ import annotations
 
+import json
+import urllib.parse
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from keyguard.actions import REVOKE_SESSIONS_POLICY
 from keyguard.tamper.call import Call
 from keyguard.tamper.config import WatchConfig
 from keyguard.tamper.watch import KEYGUARD_POLICIES, Watch
@@ -103,6 +106,8 @@ def _principal(call: Call, watch: Watch, config: WatchConfig, ledger: Any) -> De
     policy_call = call.name in ("DeleteRolePolicy", "PutRolePolicy", "DeleteUserPolicy", "PutUserPolicy")
     if policy_call and call.param("policyName") not in KEYGUARD_POLICIES:
         return ignore("not one of keyguard's policies", kind, name)
+    if call.name in ("PutUserPolicy", "PutRolePolicy") and _is_keyguard_deny(call):
+        return ignore("the document put is keyguard's own deny (a containment, not an undoing)", kind, name)
     reapply = watch.reapply
     if call.name == "PutUserPermissionsBoundary" and call.param("permissionsBoundary") == config.deny_all_policy_arn:
         return ignore("the boundary put is keyguard's deny-all", kind, name)
@@ -123,6 +128,33 @@ def _principal(call: Call, watch: Watch, config: WatchConfig, ledger: Any) -> De
         record,
         new_name,
     )
+
+
+def _is_keyguard_deny(call: Call) -> bool:
+    raw = call.request.get("policyDocument")
+    try:
+        doc = raw if isinstance(raw, dict) else json.loads(urllib.parse.unquote(raw)) if isinstance(raw, str) else None
+    except ValueError:
+        return False
+    return isinstance(doc, dict) and denies_everything(
+        doc, conditional=call.param("policyName") == REVOKE_SESSIONS_POLICY
+    )
+
+
+def denies_everything(doc: dict[str, Any], conditional: bool) -> bool:
+    """A Deny of Action "*" on Resource "*" (conditional: on aws:TokenIssueTime, the session revocation)."""
+    statements = doc.get("Statement")
+    statements = statements if isinstance(statements, list) else [statements]
+    for s in statements:
+        if not isinstance(s, dict) or s.get("Effect") != "Deny":
+            continue
+        if s.get("Action") in ("*", ["*"]) and s.get("Resource") in ("*", ["*"]):
+            condition = s.get("Condition")
+            if not conditional and not condition:
+                return True
+            if conditional and "aws:TokenIssueTime" in json.dumps(condition):
+                return True
+    return False
 
 
 def _tags(call: Call, ledger: Any) -> Decision:

@@ -29,7 +29,7 @@ from keyguard.actions import (
 from keyguard.aws import error_code
 from keyguard.tamper.call import Call
 from keyguard.tamper.config import WatchConfig
-from keyguard.tamper.decide import Decision
+from keyguard.tamper.decide import Decision, denies_everything
 
 BOUNDARY_LAYER = "deny-all-boundary"  # keyguard.actions.BOUNDARY_LAYER on main (issue 9)
 
@@ -150,22 +150,6 @@ def _document(raw: Any) -> dict[str, Any]:
     if isinstance(raw, dict):
         return raw
     return json.loads(urllib.parse.unquote(raw))
-
-
-def denies_everything(doc: dict[str, Any], conditional: bool) -> bool:
-    """A Deny of Action "*" on Resource "*" (conditional: on aws:TokenIssueTime, the session revocation)."""
-    statements = doc.get("Statement")
-    statements = statements if isinstance(statements, list) else [statements]
-    for s in statements:
-        if not isinstance(s, dict) or s.get("Effect") != "Deny":
-            continue
-        if s.get("Action") in ("*", ["*"]) and s.get("Resource") in ("*", ["*"]):
-            condition = s.get("Condition")
-            if not conditional and not condition:
-                return True
-            if conditional and "aws:TokenIssueTime" in json.dumps(condition):
-                return True
-    return False
 
 
 def _policy_action(kind: str, name: str, policy: str, now: datetime) -> Action:
