@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from keyguard.local.emulator import load_rules, load_template, route
 from keyguard.selfcheck import check as selfcheck
@@ -390,3 +392,59 @@ def test_putting_keyguard_s_own_deny_is_a_containment_not_an_undoing() -> None:
     assert _decide(event).verdict is Verdict.IGNORE
     event["detail"]["requestParameters"]["policyDocument"] = "not json {"
     assert _decide(event).verdict is Verdict.RECONTAIN  # unreadable: treated as an overwrite
+
+
+# ---------------------------------------------------------------- hostile records
+
+
+_text = st.one_of(st.none(), st.text(max_size=300), st.sampled_from(["bob", "alice", "web-app-role", "keyguard-x"]))
+_value = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), _text),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=12), inner, max_size=3)),
+    max_leaves=8,
+)
+_request = st.dictionaries(
+    st.sampled_from(
+        [
+            "userName",
+            "roleName",
+            "accessKeyId",
+            "policyName",
+            "policyDocument",
+            "newUserName",
+            "name",
+            "keyId",
+            "functionName",
+            "topicArn",
+            "subscriptionArn",
+            "stackName",
+            "tagKeys",
+            "tags",
+            "status",
+            "detectorId",
+        ]
+    ),
+    _value,
+    max_size=6,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    watch=st.sampled_from(WATCHES),
+    name_index=st.integers(min_value=0, max_value=8),
+    request=_request,
+    identity=st.dictionaries(st.sampled_from(["type", "arn", "accountId", "accessKeyId", "sessionContext"]), _value),
+)
+def test_a_hostile_record_never_re_contains_what_the_ledger_does_not_hold(watch, name_index, request, identity) -> None:
+    event = load_event("tamper-delete-user-policy.json")
+    event["source"] = watch.source
+    d = event["detail"]
+    d["eventSource"], d["eventName"] = watch.event_source, watch.names[name_index % len(watch.names)]
+    d["requestParameters"], d["userIdentity"] = request, identity
+    matched = watch_for(event)
+    if matched is None:
+        return
+    decision = decide(calls.read(event), matched, CONFIG, MemoryLedger())  # holds nothing
+    assert decision.verdict is not Verdict.RECONTAIN
+    assert len(decision.reason) < 2000
