@@ -34,10 +34,18 @@ class Runtime:
         self._settings = settings
         self._clients = clients
         self._notifier: Any = None
+        self._ledger: Any = None
+
+    @property
+    def ledger(self) -> Any:
+        """keyguard's records (its DynamoDB client is made on first use, after the first deny)."""
+        if self._ledger is None:
+            self._ledger = _LazyLedger(self.settings.ledger_table, self.clients)
+        return self._ledger
 
     def reset(self, settings: Settings | None = None, clients: Clients | None = None) -> None:
         """Forget per-container state (tests and the local emulator start a new account)."""
-        self._settings, self._clients, self._notifier = settings, clients, None
+        self._settings, self._clients, self._notifier, self._ledger = settings, clients, None, None
         if self.metrics is not None:
             self.metrics.clear_metrics()  # with metrics disabled (local runs) nothing flushes them
 
@@ -75,7 +83,8 @@ class Runtime:
             self._notifier.sent.clear()  # a warm container keeps only this invocation's messages
         # Containment first: every key of the event is contained before anything is recorded or announced.
         iam = self.clients.iam
-        responses = [respond(i, settings, iam, account=account, defer_records=True) for i in incidents]
+        ledger = self.ledger
+        responses = [respond(i, settings, iam, account=account, defer_records=True, ledger=ledger) for i in incidents]
         for r in responses:
             finish(r, iam)
         for r in responses:
@@ -164,6 +173,27 @@ class Runtime:
     def _log(self, level: str, msg: str, **fields: Any) -> None:
         if self.logger is not None:
             getattr(self.logger, level)(msg, extra=fields)
+
+
+class _LazyLedger:
+    """A Ledger whose DynamoDB client is created on its first read or write: keyguard.ledger and the
+    client are not needed before the first deny, and containment never waits for them."""
+
+    def __init__(self, table: str | None, clients: Clients) -> None:
+        self.table = table
+        self._clients = clients
+        self._ledger: Any = None
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.table)
+
+    def __getattr__(self, name: str) -> Any:
+        if self._ledger is None:
+            from keyguard.ledger import Ledger
+
+            self._ledger = Ledger(self.table, self._clients.get("dynamodb"))
+        return getattr(self._ledger, name)
 
 
 def _account_of(context: Any) -> str | None:
