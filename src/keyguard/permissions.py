@@ -80,6 +80,7 @@ def _watch_functions() -> dict[str, frozenset[str]]:
     from keyguard.tamper import reapply
 
     tamper = reapply.permissions() | frozenset(tamper_app.NOTIFY_PERMISSIONS) | frozenset(DEDUP_PERMISSIONS)
+    tamper |= frozenset(tamper_app.LEDGER_PERMISSIONS)
     check = (
         frozenset(selfcheck.READ_PERMISSIONS)
         | frozenset(selfcheck.UNSCOPED_PERMISSIONS)

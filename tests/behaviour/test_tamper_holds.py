@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from keyguard.actions import QUARANTINE_POLICY, REVOKE_SESSIONS_POLICY
+from keyguard.actions import QUARANTINE_POLICY, REVOKE_SESSIONS_POLICY, deny_all_policy
 from keyguard.ledger import Ledger
 from tests.conftest import deliver, inbox, load_event
 
@@ -155,7 +155,7 @@ def test_a_user_keyguard_never_held_is_left_alone(held: Any) -> None:
     iam.put_user_policy(
         UserName="dave",
         PolicyName=QUARANTINE_POLICY,
-        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
+        PolicyDocument=json.dumps(deny_all_policy()),  # someone's own copy: keyguard never held dave
     )
     iam.delete_user_policy(UserName="dave", PolicyName=QUARANTINE_POLICY)
     deliver(held, event("tamper-delete-user-policy.json", userName="dave"), seed=False)

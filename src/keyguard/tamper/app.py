@@ -17,6 +17,9 @@ from keyguard.tamper.reapply import reapply
 from keyguard.tamper.watch import watch_for
 
 NOTIFY_PERMISSIONS = ("sns:Publish",)
+# reads (key, principal, principal_by_id) and writes (note; contained for a renamed principal): GetItem, and
+# TransactWriteItems, which IAM authorises as its Put and Update parts
+LEDGER_PERMISSIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
 LEDGER_TARGETS = ("key", "user", "role", "tags")
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from keyguard.actions import REVOKE_SESSIONS_POLICY
+from keyguard.actions import BOUNDARY_LAYER, REVOKE_SESSIONS_POLICY
 from keyguard.tamper.call import Call
 from keyguard.tamper.config import WatchConfig
 from keyguard.tamper.watch import KEYGUARD_POLICIES, Watch
@@ -118,6 +118,9 @@ def _principal(call: Call, watch: Watch, config: WatchConfig, ledger: Any) -> De
     if not _held(record):
         why = "released through keyguard release" if _released(record) else f"not a {kind} keyguard holds"
         return ignore(why, kind, name)
+    layers = tuple(getattr(record, "layers", None) or ())
+    if watch.reapply == "boundary" and layers and BOUNDARY_LAYER not in layers:
+        return ignore("keyguard put no boundary on it (its boundary is not keyguard's)", kind, name)
     new_name = call.param("newUserName") if call.name == "UpdateUser" else None
     return Decision(
         Verdict.RECONTAIN,

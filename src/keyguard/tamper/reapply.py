@@ -10,16 +10,17 @@ from __future__ import annotations
 import json
 import urllib.parse
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any
 
 from keyguard.actions import (
+    BOUNDARY_LAYER,
     NOT_FOUND,
     QUARANTINE_POLICY,
     REVOKE_SESSIONS_POLICY,
     Action,
     ActionResult,
+    BoundUser,
     DeactivateAccessKey,
     QuarantineUser,
     RevokeRoleSessions,
@@ -31,8 +32,6 @@ from keyguard.tamper.call import Call
 from keyguard.tamper.config import WatchConfig
 from keyguard.tamper.decide import Decision, denies_everything
 
-BOUNDARY_LAYER = "deny-all-boundary"  # keyguard.actions.BOUNDARY_LAYER on main (issue 9)
-
 READ_PERMISSIONS = {
     "deactivate-key": ("iam:GetAccessKeyLastUsed", "iam:ListAccessKeys"),
     "user-policy": ("iam:GetUserPolicy",),
@@ -43,30 +42,13 @@ READ_PERMISSIONS = {
 }
 
 
-@dataclass(frozen=True)
-class PutDenyAllBoundary(Action):
-    """The user's permissions boundary = the stack's deny-all policy (one slot: this replaces what is there)."""
-
-    user: str
-    policy_arn: str
-    name: ClassVar[str] = "bound-user"
-    permissions: ClassVar[tuple[str, ...]] = ("iam:PutUserPermissionsBoundary",)
-
-    @property
-    def target(self) -> str:  # type: ignore[override]
-        return f"user {self.user} (boundary {self.policy_arn.rsplit('/', 1)[-1]})"
-
-    def _call(self, iam: Any) -> None:
-        iam.put_user_permissions_boundary(UserName=self.user, PermissionsBoundary=self.policy_arn)
-
-
 # Every action a re-apply may run (permissions.py and the template test take the union of these).
 REAPPLY_ACTIONS: tuple[type[Action], ...] = (
     DeactivateAccessKey,
     QuarantineUser,
     RevokeUserSessions,
     RevokeRoleSessions,
-    PutDenyAllBoundary,
+    BoundUser,
 )
 
 
@@ -188,7 +170,7 @@ def _boundary(decision: Decision, call: Call, config: WatchConfig, iam: Any, now
     name = decision.name or ""
     if not config.deny_all_policy_arn:
         return [ActionResult("bound-user", f"user {name}", Status.FAILED, "no deny-all policy configured", "Config")]
-    put = _run(PutDenyAllBoundary(name, config.deny_all_policy_arn), config, iam)
+    put = _run(BoundUser(name, config.deny_all_policy_arn), config, iam)
     return [put, _verify_boundary(iam, name, config)]
 
 
@@ -225,7 +207,7 @@ def _renamed(decision: Decision, call: Call, config: WatchConfig, iam: Any, now:
     if BOUNDARY_LAYER in layers and config.deny_all_policy_arn:
         check = _verify_boundary(iam, new, config)
         if check.status is not Status.DONE:
-            out += [_run(PutDenyAllBoundary(new, config.deny_all_policy_arn), config, iam)]
+            out += [_run(BoundUser(new, config.deny_all_policy_arn), config, iam)]
             check = _verify_boundary(iam, new, config)
         out.append(check)
     return out
