@@ -158,7 +158,8 @@ def test_a_user_keyguard_never_held_is_left_alone(held: Any) -> None:
         PolicyDocument=json.dumps(deny_all_policy()),  # someone's own copy: keyguard never held dave
     )
     iam.delete_user_policy(UserName="dave", PolicyName=QUARANTINE_POLICY)
-    deliver(held, event("tamper-delete-user-policy.json", userName="dave"), seed=False)
+    _, invocations = deliver(held, event("tamper-delete-user-policy.json", userName="dave"), seed=False)
+    assert invocations[0].result["tamper"]["outcome"] == "ignored"  # seen, decided from the ledger: not held
     assert policy(held, "dave") is None and inbox(held) == []
 
 

@@ -141,8 +141,12 @@ def test_the_same_change_by_anyone_else_is_alerted(watched: Any) -> None:
 
 
 def test_another_stack_s_resources_are_not_keyguard_s(watched: Any) -> None:
-    deliver(watched, tamper_event("tamper-disable-rule.json", name="keyguardian-Finding-1"), seed=False)
-    deliver(watched, tamper_event("tamper-put-function-concurrency.json", functionName="payments-api"), seed=False)
+    for e in (
+        tamper_event("tamper-disable-rule.json", name="keyguardian-Finding-1"),
+        tamper_event("tamper-put-function-concurrency.json", functionName="payments-api"),
+    ):
+        _, invocations = deliver(watched, e, seed=False)
+        assert invocations[0].result["tamper"]["outcome"] == "ignored"  # seen, and not keyguard's
     assert inbox(watched) == []
 
 
