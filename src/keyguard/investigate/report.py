@@ -7,16 +7,30 @@ from typing import Any
 
 from keyguard import notify
 from keyguard.actions import Status
+from keyguard.incident import PrincipalType, is_long_term
 from keyguard.investigate.core import Investigation
 
 TOP = 10
 
 
 def subject(inv: Investigation) -> str:
+    """An honest count: the things found (left behind or launched) and how many of them keyguard contained."""
     i, s = inv.incident, inv.summary
     state = "FAILED follow-up" if inv.failures else "INVESTIGATED"
-    follow = len(inv.keys) + len([r for r in inv.results if r.action != "record" and r.status is not Status.SKIPPED])
-    return notify.clean_subject(f"keyguard: {state} - {i.key_id}: {s.total} calls, {follow} follow-ups")
+    found = len(_persistence(inv)) + len(s.launches)
+    acted = len(_contained(inv))
+    done = f"{acted} would be contained" if inv.dry_run else f"{acted} contained"
+    return notify.clean_subject(f"keyguard: {state} - {i.key_id}: {s.total} calls, {found} found, {done}")
+
+
+def _contained(inv: Investigation) -> list[str]:
+    """Targets keyguard changed (or would, in dry-run): keys it contained and users, roles and instances."""
+    out = [r.incident.key_id for r in inv.keys if r.results and not r.failed]
+    out += [r.target for r in inv.results if r.action != "record" and r.status in _CHANGED]
+    return out
+
+
+_CHANGED = (Status.DONE, Status.ALREADY_DONE, Status.DRY_RUN)
 
 
 def body(inv: Investigation) -> str:
@@ -65,7 +79,91 @@ def body(inv: Investigation) -> str:
     if inv.failures:
         lines += ["", "FAILED (keyguard retries; then the dead-letter queue keeps the request):"]
         lines += [f"  - {f}" for f in inv.failures]
+    lines += ["", "What to do now:"]
+    lines += [f"  {n}. {step}" for n, step in enumerate(next_steps(inv), 1)]
     return "\n".join(lines)
+
+
+def next_steps(inv: Investigation) -> list[str]:
+    """One step per thing found, in the order the body lists them, then the leaked key's own steps."""
+    s, dry = inv.summary, inv.dry_run
+    changed = _contained(inv)
+
+    def held(kind: str, name: str) -> bool:
+        return any(t.startswith(f"{kind} {name} ") or t == f"{kind} {name}" for t in changed)
+
+    keyguard_did = "keyguard would hold it (dry-run: it is not held)" if dry else "keyguard holds it"
+    steps: list[str] = []
+    contained_keys = {r.incident.key_id: r for r in inv.keys}
+    for user, key in s.created_keys:
+        r = contained_keys.get(key)
+        if r is not None and r.results and not r.failed and not dry:
+            steps.append(
+                f"Access key {key} of user {user}, created by the leaked key: keyguard deactivated it. Delete it:"
+                f" aws iam delete-access-key --user-name {user} --access-key-id {key}"
+            )
+        else:
+            steps.append(
+                f"Access key {key} of user {user}, created by the leaked key, is STILL ACTIVE. Contain it now:"
+                f' keyguard contain --key {key} --reason "created by leaked key {inv.incident.key_id}"'
+            )
+    for user, calls in sorted(s.changed_users.items()):
+        state = keyguard_did if held("user", user) else "keyguard did not hold it"
+        steps.append(
+            f"User {user} ({', '.join(calls)}): {state}. If nobody expected it, delete its console password, keys"
+            " and policies, then the user; if it is legitimate, review what was changed and"
+            f' `keyguard release --user {user} --reason "..."`.'
+        )
+    for role, calls in sorted(s.changed_roles.items()):
+        steps.append(
+            f"Role {role} ({', '.join(calls)}): read its trust policy (who may assume it) and delete the role if"
+            " nobody expected it."
+        )
+    for role in sorted(s.assumed_roles):
+        state = "keyguard would revoke its sessions (dry-run)" if dry else "keyguard revoked its older sessions"
+        if not held("role", role):
+            state = "its sessions were NOT revoked"
+        steps.append(
+            f"Role {role} was assumed with the leaked key: {state}. Review what the sessions did, then"
+            f' `keyguard release --role {role} --reason "..."`.'
+        )
+    for arn in s.other_account_roles:
+        steps.append(f"The key assumed {arn} in another account: tell that account's owners now.")
+    for launch in s.launches:
+        steps.append(_launch_step(launch))
+    for instance, region, tokens in inv.imds:
+        if tokens == "optional":
+            steps.append(
+                f"Instance {instance} ({region}) allows IMDSv1, which lets its role credentials be stolen: require"
+                f" IMDSv2: aws ec2 modify-instance-metadata-options --region {region} --instance-id {instance}"
+                " --http-tokens required"
+            )
+    if inv.failures:
+        steps.append("Fix what FAILED above (permissions? throttling?); keyguard retries the investigation.")
+    if inv.lookup.errors:
+        steps.append("Some regions could not be read: look up the key's CloudTrail history there by hand.")
+    if not steps:
+        steps.append("Nothing left behind was found in the window.")
+    steps.append(
+        "Finish the containment notice's steps: delete the leaked key after replacing it, then"
+        f' `keyguard release --user {inv.owner or "<user>"} --reason "..."`.'
+        if is_long_term(inv.incident.key_id) and inv.incident.principal_type is not PrincipalType.ASSUMED_ROLE
+        else "Finish the containment notice's steps (fix where the role's credentials leaked, then release it)."
+    )
+    return steps
+
+
+def _launch_step(launch: Any) -> str:
+    kinds = f" ({', '.join(launch.kinds)})" if launch.kinds else ""
+    ids = " ".join(launch.ids[:10])
+    where = f"{launch.count} {launch.what}{kinds} in {launch.region}"
+    if launch.service == "ec2" and launch.what == "instances" and ids:
+        return (
+            f"{where} launched by the leaked key cost money: if nobody expected them, terminate them:"
+            f" aws ec2 terminate-instances --region {launch.region} --instance-ids {ids}"
+        )
+    listed = f": {ids}" if ids else ""
+    return f"{where} ({launch.event}) launched by the leaked key: if nobody expected them, delete them{listed}."
 
 
 def _counts(counter: Any) -> list[str]:

@@ -23,7 +23,7 @@ from typing import Any
 from botocore.awsrequest import AWSResponse
 
 from keyguard.aws import event_emitter
-from keyguard.local.emulator import REPO, _ensure_role, _ensure_user
+from keyguard.local.emulator import REPO, _ensure_role, _ensure_user, any_image
 
 HISTORY = REPO / "events" / "cloudtrail-history"
 
@@ -183,7 +183,7 @@ def replay(clients: Any, records: list[dict[str, Any]], keys: dict[str, str]) ->
 def _run_instances(clients: Any, record: dict[str, Any]) -> None:
     ec2 = clients.get("ec2", record["awsRegion"])
     items = record["responseElements"]["instancesSet"]["items"]
-    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    image = any_image(ec2)
     made = ec2.run_instances(
         ImageId=image,
         MinCount=len(items),
