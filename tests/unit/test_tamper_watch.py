@@ -149,7 +149,7 @@ def test_update_access_key_is_watched_only_when_it_activates(change: dict, route
         ("PutUserPolicy", {"policyName": "keyguard-revoke-sessions"}, True),
         ("PutUserPolicy", {"policyName": "team-s3-read"}, False),
         ("TagUser", {"tags": [{"key": "team", "value": "x"}, {"key": "keyguard:exempt", "value": "true"}]}, True),
-        ("TagUser", {"tags": [{"key": "team", "value": "x"}]}, False),
+        ("TagUser", {"tags": [{"key": "team", "value": "x"}]}, True),  # delivered; decide() ignores it
         ("UntagUser", {"tagKeys": ["team"]}, False),
         ("UpdateDetector", {"detectorId": "d", "enable": True}, False),
         ("UpdateDetector", {"detectorId": "d", "enable": False}, True),
@@ -258,6 +258,12 @@ def test_each_event_file_is_decided_from_the_ledger_and_configuration(name: str)
 def test_a_tag_change_on_a_principal_keyguard_does_not_hold_is_suspicious_not_ignored() -> None:
     d = _decide("tamper-untag-user.json", MemoryLedger())
     assert (d.verdict, d.level) == (Verdict.SUSPICIOUS, "high")
+    tag = load_event("tamper-untag-user.json")
+    tag["detail"]["eventName"] = "TagUser"
+    tag["detail"]["requestParameters"] = {"userName": "bob", "tags": [{"key": "team", "value": "x"}]}
+    assert _decide(tag).verdict is Verdict.IGNORE  # no keyguard:* tag
+    tag["detail"]["requestParameters"]["tags"].append({"key": "keyguard:exempt", "value": "true"})
+    assert _decide(tag, MemoryLedger()).verdict is Verdict.SUSPICIOUS
 
 
 def test_keyguard_s_own_roles_are_not_tampering() -> None:

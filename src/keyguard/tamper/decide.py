@@ -16,7 +16,7 @@ from typing import Any
 from keyguard.actions import BOUNDARY_LAYER, REVOKE_SESSIONS_POLICY
 from keyguard.tamper.call import Call
 from keyguard.tamper.config import WatchConfig
-from keyguard.tamper.watch import KEYGUARD_POLICIES, Watch
+from keyguard.tamper.watch import KEYGUARD_POLICIES, KEYGUARD_TAG_PREFIX, Watch
 
 
 class Verdict(StrEnum):
@@ -165,6 +165,10 @@ def _tags(call: Call, ledger: Any) -> Decision:
     name = call.param("userName") if kind == "user" else call.param("roleName")
     if not name:
         return ignore(f"no {kind} name in the call")
+    tags = call.request.get("tags") if call.name.startswith("Tag") else call.request.get("tagKeys")
+    keys = [t.get("key") if isinstance(t, dict) else t for t in tags] if isinstance(tags, list) else []
+    if not any(isinstance(k, str) and k.startswith(KEYGUARD_TAG_PREFIX) for k in keys):
+        return ignore("no keyguard:* tag in the call", kind, name)
     record = ledger.principal(kind, name)
     if _held(record):
         return Decision(
