@@ -24,9 +24,14 @@ from calllog import CONTAINMENT, CallRecorder, first_containment
 # What may come before containment, and how many calls: the design's promise.
 LOOKUPS = {"GetAccessKeyLastUsed": "owner lookup", "ListUserTags": "exemption-tag lookup"}
 TARGET = {"aws.guardduty": 0, "aws.health": 1, "aws.iam": 1}
+# Issue 12's triggers, by function: AWS's quarantine names the user (the deny goes first); Trusted Advisor
+# names the user as a hint (deactivating with it proves it; 1 lookup when it names none or the wrong one).
+TARGET_BY_FUNCTION = {"AwsQuarantineFunction": 0, "TrustedAdvisorFunction": 0}
 
 
-def run_event(name: str, event: dict[str, Any], recorder: CallRecorder, tweak: Any = None) -> list[dict]:
+def run_event(
+    name: str, event: dict[str, Any], recorder: CallRecorder, tweak: Any = None, setup: Any = None
+) -> list[dict]:
     from keyguard.local import emulator
 
     rows = []
@@ -34,6 +39,8 @@ def run_event(name: str, event: dict[str, Any], recorder: CallRecorder, tweak: A
         seeded = emulator.seed(env.clients.iam, event)
         if tweak:
             tweak(seeded.event)
+        if setup:
+            setup(env)
         targets = emulator.route(seeded.event, common.rules())
         if not targets:
             return [{"event": name, "function": None, "note": "matches no rule: EventBridge invokes nothing"}]
@@ -61,7 +68,7 @@ def run_event(name: str, event: dict[str, Any], recorder: CallRecorder, tweak: A
                     c.operation for c in calls[:last] if c.operation not in CONTAINMENT and c.operation not in LOOKUPS
                 ]
                 row["ahead_of_last_deny"] = extra
-            target = TARGET.get(seeded.event.get("source"))
+            target = TARGET_BY_FUNCTION.get(rule.function, TARGET.get(seeded.event.get("source")))
             if first is None:
                 row["verdict"] = "no containment (by design)" if not error else "FAILED"
             elif target is not None:
@@ -99,6 +106,42 @@ def measure() -> dict[str, Any]:
     health["detail"]["affectedEntities"] = [{"entityValue": f"AKIABENCH{n:011d}"} for n in range(3)]
     for row in run_event("health-credentials-exposed.json, naming 3 keys", health, recorder):
         row["note"] = "per key: lookup, then that key's containment, before the next key's lookup"
+        rows.append(row)
+    # Trusted Advisor naming no user: IAM names the owner first (the Health path).
+    unnamed = copy.deepcopy(common.load_event("trustedadvisor-exposed-access-keys.json"))
+
+    def no_user(event: dict[str, Any]) -> None:
+        event["detail"]["check-item-detail"].pop("User Name (IAM or Root)")
+
+    for row in run_event("trustedadvisor-exposed-access-keys.json, no user", unnamed, recorder, no_user):
+        row["note"] = "no user named: one owner lookup, then the deny"
+        if "pass" in row:
+            row["target"] = 1
+            row["pass"] = row["before_containment"] <= 1
+            row["verdict"] = "PASS" if row["pass"] else "FAIL"
+        rows.append(row)
+
+    # A federated session whose calls CloudTrail has recorded: its issuer is looked up and confirmed first.
+    def issuer_recorded(env: Any) -> None:
+        from datetime import UTC, datetime, timedelta
+
+        from keyguard.local.cloudtrail import FakeCloudTrail
+
+        uid = env.clients.iam.create_user(UserName="broker")["User"]["UserId"]
+        at = (datetime.now(UTC) - timedelta(minutes=20)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        issuer = {"type": "IAMUser", "principalId": uid, "accountId": common.ACCOUNT, "userName": "broker"}
+        identity = {"type": "FederatedUser", "accessKeyId": "ASIAI44QH8DHBEXAMPLE"}
+        identity["sessionContext"] = {"sessionIssuer": issuer}
+        record = {"userIdentity": identity, "eventTime": at, "eventName": "ListBuckets", "awsRegion": "us-east-1"}
+        FakeCloudTrail([record]).install(env.clients.session)
+
+    federated = common.load_event("guardduty-federated-user.json")
+    for row in run_event("guardduty-federated-user.json, issuer recorded", federated, recorder, setup=issuer_recorded):
+        row["note"] = "federated session: LookupEvents (who issued it), GetUser (same user), then the deny"
+        if "pass" in row:
+            row["target"] = 2
+            row["pass"] = row["before_containment"] <= 2 and row["ahead"] == ["LookupEvents", "GetUser"]
+            row["verdict"] = "PASS" if row["pass"] else "FAIL"
         rows.append(row)
     checked = [r for r in rows if "pass" in r]
     return {"rows": rows, "all_pass": all(r["pass"] for r in checked), "checked": len(checked)}

@@ -12,6 +12,37 @@ import pytest
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 
+# Every notification document the suites build is checked against docs/message.schema.json (issue 12).
+VALIDATED: list[dict[str, Any]] = []
+
+
+@pytest.fixture(autouse=True)
+def _messages_follow_the_schema(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Wrap keyguard.notify.package (every incident, investigation, release and audit message goes through it)
+    and validate, after the test, each JSON document it built: a test that publishes a document SIEM users
+    could not rely on fails."""
+    from keyguard import notify
+    from keyguard.report import schema
+
+    built: list[dict[str, Any]] = []
+    real = notify.package
+
+    def package(*args: Any, **kwargs: Any) -> dict:
+        msg = real(*args, **kwargs)
+        built.append(msg)
+        return msg
+
+    monkeypatch.setattr(notify, "package", package)
+    yield
+    bad = []
+    for msg in built:
+        for doc in schema.machine_documents(msg):
+            found = schema.problems(doc)
+            if found:
+                bad.append((doc.get("incidentId") or doc.get("outcome") or doc.get("kind"), found[:5], str(doc)[:400]))
+            VALIDATED.append(doc)
+    assert not bad, f"notification documents break docs/message.schema.json: {bad[:3]}"
+
 
 def load_event(name: str) -> dict[str, Any]:
     return json.loads((EVENTS / name).read_text())
@@ -67,10 +98,23 @@ def inbox(env: Any) -> list[dict[str, Any]]:
 
 def incident_from(name: str, index: int = 0) -> Any:
     """The Incident an events/ file yields, through its trigger's extractor."""
-    from keyguard.sources import cloudtrail, guardduty, health
+    return extractor_for(name)(load_event(name))[index]
 
-    extract = {"guardduty": guardduty, "health": health, "cloudtrail": cloudtrail}[name.split("-")[0]].extract
-    return extract(load_event(name))[index]
+
+def extractor_for(name: str) -> Any:
+    """The extractor of the trigger an events/ file belongs to (its name's prefix)."""
+    from keyguard.sources import aws_quarantine, cloudtrail, guardduty, health, trusted_advisor
+
+    for prefix, module in (
+        ("cloudtrail-aws-quarantine", aws_quarantine),
+        ("trustedadvisor-", trusted_advisor),
+        ("guardduty-", guardduty),
+        ("health-", health),
+        ("cloudtrail-", cloudtrail),
+    ):
+        if name.startswith(prefix):
+            return module.extract
+    raise AssertionError(f"no extractor for {name}")
 
 
 def deliver_and_investigate(env: Any, event: dict[str, Any], mode: str = "enforce") -> tuple[Any, list[Any]]:
@@ -94,3 +138,15 @@ def iam_quotas(account: Any) -> Iterator[Any]:
     installed = quotas.install(account.clients)
     yield installed
     installed.uninstall()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """How many notification documents the run checked against docs/message.schema.json."""
+    if VALIDATED:
+        kinds = {
+            d.get("kind") or ("release" if "releasedBy" in d else "audit" if "generatedAt" in d else "incident")
+            for d in VALIDATED
+        }
+        terminalreporter.write_line(
+            f"message schema: {len(VALIDATED)} notification documents validated ({', '.join(sorted(kinds))})"
+        )

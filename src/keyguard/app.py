@@ -79,12 +79,20 @@ class Runtime:
             raise
         settings = self.settings
         account = _account_of(context)
+        from keyguard.sources import federation  # a federated session's issuer: named by AWS, confirmed by IAM
+
+        if federation.needs_resolving(incidents):
+            incidents = [federation.resolve(i, self.clients, account=account) for i in incidents]
         if self._notifier is not None:
             self._notifier.sent.clear()  # a warm container keeps only this invocation's messages
         # Containment first: every key of the event is contained before anything is recorded or announced.
         iam = self.clients.iam
         ledger = self.ledger
         responses = [respond(i, settings, iam, account=account, defer_records=True, ledger=ledger) for i in incidents]
+        from keyguard.report import updates  # after every deny: an earlier incident of the same principal
+
+        for problem in updates.link(responses, ledger):
+            self._log("warning", "earlier incident not looked up", problem=problem)
         for r in responses:
             finish(r, iam)
         for r in responses:
@@ -97,6 +105,7 @@ class Runtime:
                 actions=[x.line() for x in r.results],
             )
         notices = self._notify(responses, context)
+        reports = self._report(responses, notices)
         handoffs = self._hand_off(responses)
         self._count(responses, notices)
         problems = [f"{r.incident.key_id}: {r.reason}" for r in responses if r.failed]
@@ -114,8 +123,14 @@ class Runtime:
             raise ResponseFailed("; ".join(problems), report=responses)
         return {
             "responses": [
-                {"incident": r.incident.incident_id, "outcome": r.outcome.value, "notification": n, "investigation": h}
-                for r, n, h in zip(responses, notices, handoffs, strict=True)
+                {
+                    "incident": r.incident.incident_id,
+                    "outcome": r.outcome.value,
+                    "notification": n,
+                    "investigation": h,
+                    "reports": p,
+                }
+                for r, n, h, p in zip(responses, notices, handoffs, reports, strict=True)
             ]
         }
 
@@ -126,7 +141,7 @@ class Runtime:
 
         out = []
         for r in responses:
-            if not handoff.wanted(r):
+            if not handoff.wanted(r) or not r.incident.key_id:  # no key named (AWS's quarantine): nothing to trace
                 out.append("not needed")
             elif not self.settings.investigation_queue_url:
                 out.append("not configured")
@@ -137,6 +152,19 @@ class Runtime:
                 except Exception as e:
                     self._log("error", "investigation hand-off failed", incident=r.incident.incident_id, error=str(e))
                     out.append(f"failed: {error_code(e) or type(e).__name__}")
+        return out
+
+    def _report(self, responses: list[Response], notices: list[str]) -> list[str]:
+        """Security Hub and chat (keyguard.report), after the notification; failures logged, never raised."""
+        if not (self.settings.security_hub or self.settings.chat_topic_arn):
+            return ["none" for _ in responses]
+        from keyguard.report import after_notify
+
+        out = after_notify(self.settings, self.clients, responses, notices)
+        for r, line in zip(responses, out, strict=True):
+            if "failed" in line:
+                self._log("error", "report failed", incident=r.incident.incident_id, reports=line)
+                self._metric("ReportFailures")
         return out
 
     def _notify(self, responses: list[Response], context: Any) -> list[str]:

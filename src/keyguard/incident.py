@@ -17,6 +17,7 @@ class PrincipalType(StrEnum):
     ASSUMED_ROLE = "AssumedRole"
     ROOT = "Root"
     UNKNOWN = "Unknown"  # the event names no owner (Health): IAM says who owns the key
+    FEDERATED_USER = "FederatedUser"  # GetFederationToken sessions: keyguard.sources.federation names the issuer
     OTHER = "Other"  # federated users, AWS services, ...: nothing keyguard can contain
 
 
@@ -26,6 +27,8 @@ class Source(StrEnum):
     CREATE_ACCESS_KEY = "create-access-key"
     INVESTIGATION = "investigation"  # found by investigating a leaked key (e.g. a key it created)
     MANUAL = "manual"  # `keyguard contain`: an operator names a leaked key (IAM names its owner)
+    AWS_QUARANTINE = "aws-quarantine"  # CloudTrail: AWS attached its compromised-key quarantine to a user
+    TRUSTED_ADVISOR = "trusted-advisor"  # Trusted Advisor "Exposed Access Keys" check item (ERROR)
 
 
 class Kind(StrEnum):
@@ -89,6 +92,10 @@ class Incident:
     principal_id: str | None = None
     observed_at: datetime | None = None  # the EventBridge envelope's time: stable across redeliveries
     actor_arn: str | None = None  # who made the call the event records (CloudTrail userIdentity.arn)
+    # Set by an extractor when the event is real but is not evidence keyguard may act on (e.g. someone other
+    # than AWS attached AWS's quarantine policy): the response is notify-only, with this reason.
+    not_evidence: str | None = None
+    source_arn: str | None = None  # the source finding's ARN (GuardDuty detail.arn): Security Hub's finding id
 
     @property
     def incident_id(self) -> str:

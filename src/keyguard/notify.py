@@ -49,7 +49,8 @@ _LEVEL = {
 
 
 def subject(r: Response) -> str:
-    text = f"keyguard: {_HEADLINE[r.outcome]} - {r.incident.key_id}"
+    update = "UPDATE, " if r.update_of else ""
+    text = f"keyguard: {update}{_HEADLINE[r.outcome]} - {r.incident.key_id or 'no key named'}"
     if r.owner or r.incident.principal_name:
         text += f" ({r.owner or r.incident.principal_name})"
     return clean_subject(text)
@@ -62,10 +63,12 @@ def level(r: Response) -> str:
 def body(r: Response) -> str:
     i = r.incident
     lines = [f"{_HEADLINE[r.outcome]}: {r.reason}", ""]
+    if r.update_of:
+        lines[1:1] = [f"This updates incident {r.update_of}: keyguard already holds this principal for it.", ""]
     if r.dry_run and r.outcome is Outcome.WOULD_CONTAIN:
         lines += ["keyguard runs in dry-run mode (Mode=dry-run): it changed nothing.", ""]
     facts = [
-        ("Access key", i.key_id),
+        ("Access key", i.key_id or "none named (the event names the user only)"),
         ("Owner", _owner(r)),
         ("Account", i.account),
         ("Region", i.region or "-"),
@@ -166,6 +169,13 @@ def _next_steps(r: Response) -> list[str]:
             _session_user_step(user, held=o is Outcome.CONTAINED),
             "Review what the session did (CloudTrail, filter by access key id) and undo it.",
             _release_step("user", user, QUARANTINE_POLICY),
+        ]
+    if o in (Outcome.CONTAINED, Outcome.WOULD_CONTAIN) and not i.key_id:
+        return [
+            "AWS's support case (and the AWS Health event) names the exposed key: deactivate and delete exactly"
+            f" that key after replacing it. Check with: keyguard status --user {user}",
+            "Review what the user's keys did (CloudTrail) and undo it, then release the user: keyguard release"
+            f" --user {user}",
         ]
     if o in (Outcome.CONTAINED, Outcome.WOULD_CONTAIN):
         steps = []
@@ -270,7 +280,7 @@ def _new_key_steps(r: Response, user: str) -> list[str]:
 
 def document(r: Response) -> dict[str, Any]:
     i = r.incident
-    return {
+    doc = {
         "keyguard": 1,
         "incidentId": i.incident_id,
         "outcome": r.outcome.value,
@@ -295,6 +305,9 @@ def document(r: Response) -> dict[str, Any]:
             for a in r.results
         ],
     }
+    if r.update_of:  # the earlier incident this one updates (keyguard.report.updates)
+        doc["updateOf"] = r.update_of
+    return doc
 
 
 def message(r: Response) -> dict[str, Any]:

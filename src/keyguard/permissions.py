@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from keyguard.app import DEDUP_PERMISSIONS
 from keyguard.incident import Source
-from keyguard.investigate.core import FOLLOW_UP_ACTIONS, OPT_IN_ACTIONS
+from keyguard.investigate.core import FOLLOW_UP_ACTIONS, FOLLOW_UP_READS, OPT_IN_ACTIONS
 from keyguard.investigate.ec2 import DESCRIBE_PERMISSIONS
 from keyguard.investigate.handoff import HANDOFF_PERMISSIONS
 from keyguard.investigate.trail import LOOKUP_PERMISSIONS
@@ -15,6 +15,7 @@ from keyguard.notify import NOTIFY_PERMISSIONS
 from keyguard.operator.audit import AUDIT_PERMISSIONS
 from keyguard.plan import possible_actions
 from keyguard.respond import EXEMPTION_PERMISSIONS, LOOKUP_OWNER_PERMISSIONS, RecordInLedger
+from keyguard.sources import federation
 
 # template.yaml logical ids of the functions, per trigger
 FUNCTIONS = {
@@ -22,6 +23,8 @@ FUNCTIONS = {
     "HealthFunction": Source.HEALTH,
     "AccessKeyCreatedFunction": Source.CREATE_ACCESS_KEY,
     "InvestigationFunction": Source.INVESTIGATION,
+    "AwsQuarantineFunction": Source.AWS_QUARANTINE,
+    "TrustedAdvisorFunction": Source.TRUSTED_ADVISOR,
 }
 
 # Functions no trigger drives (template.yaml logical id -> the reads they need, all on "*").
@@ -43,7 +46,9 @@ PLATFORM_PERMISSIONS = frozenset(
 
 
 # The containment functions write keyguard's ledger (its table; keyguard.ledger) after the deny.
-LEDGER_SOURCES = frozenset({Source.GUARDDUTY, Source.HEALTH, Source.CREATE_ACCESS_KEY})
+LEDGER_SOURCES = frozenset(
+    {Source.GUARDDUTY, Source.HEALTH, Source.CREATE_ACCESS_KEY, Source.AWS_QUARANTINE, Source.TRUSTED_ADVISOR}
+)
 
 
 def iam_permissions(source: Source) -> frozenset[str]:
@@ -52,8 +57,12 @@ def iam_permissions(source: Source) -> frozenset[str]:
         actions += FOLLOW_UP_ACTIONS
     perms = {p for action in actions for p in action.permissions if p.startswith("iam:")}
     perms.update(LOOKUP_OWNER_PERMISSIONS)
+    if source is Source.INVESTIGATION:
+        perms.update(FOLLOW_UP_READS)
     if source is Source.CREATE_ACCESS_KEY:
         perms.update(EXEMPTION_PERMISSIONS)
+    if source is Source.GUARDDUTY:  # a federated session's issuing user, confirmed by IAM
+        perms.update(federation.VERIFY_PERMISSIONS)
     return frozenset(perms)
 
 
@@ -67,8 +76,10 @@ def required(source: Source) -> frozenset[str]:
     perms = iam_permissions(source) | frozenset(NOTIFY_PERMISSIONS) | frozenset(DEDUP_PERMISSIONS)
     if source in LEDGER_SOURCES:
         perms |= frozenset(RecordInLedger.permissions)
-    if source is Source.INVESTIGATION:
-        return perms | UNSCOPABLE_READS | CONSUME_PERMISSIONS
+    if source is Source.INVESTIGATION:  # it also queues its own continuations and later runs
+        return perms | UNSCOPABLE_READS | CONSUME_PERMISSIONS | frozenset(HANDOFF_PERMISSIONS)
+    if source is Source.GUARDDUTY:  # a federated session's issuer, from CloudTrail
+        perms |= frozenset(federation.LOOKUP_PERMISSIONS)
     return perms | frozenset(HANDOFF_PERMISSIONS)
 
 

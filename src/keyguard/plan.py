@@ -69,6 +69,8 @@ def triage(incident: Incident, settings: Settings, account: str | None = None) -
             Outcome.OTHER_ACCOUNT,
             f"The event is for account {incident.account}; keyguard runs in {account}.",
         )
+    if incident.not_evidence:
+        return Outcome.NOTIFY_ONLY, incident.not_evidence
     if incident.source is Source.GUARDDUTY and (incident.severity or 0) < settings.guardduty_min_severity:
         return (
             Outcome.BELOW_THRESHOLD,
@@ -77,6 +79,8 @@ def triage(incident: Incident, settings: Settings, account: str | None = None) -
         )
     if incident.principal_type is PrincipalType.ROOT:
         return Outcome.ROOT, "Root credentials: IAM cannot restrict the root user. A human must act now."
+    if incident.principal_type is PrincipalType.FEDERATED_USER:  # never its caller-chosen name: the issuer
+        return Outcome.NOTIFY_ONLY, "Federated session credentials whose issuing IAM user was not named."
     if incident.principal_type is PrincipalType.OTHER:
         return Outcome.NOTIFY_ONLY, "The principal is not an IAM user or role: IAM cannot contain it."
     if incident.principal_type is PrincipalType.UNKNOWN and not is_long_term(incident.key_id):
@@ -218,5 +222,7 @@ def possible_actions(source: Source) -> tuple[type[Action], ...]:
     if source is Source.INVESTIGATION:  # keys the leaked key created (users and roles: investigate.core)
         return user
     if source is Source.MANUAL:  # a leaked long-term key named by an operator; the owner IAM names
+        return user
+    if source in (Source.AWS_QUARANTINE, Source.TRUSTED_ADVISOR):  # the user (and the key, when named)
         return user
     raise ValueError(f"no actions declared for source {source}")

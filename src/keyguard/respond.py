@@ -53,6 +53,7 @@ class Response:
     pending: list[Action] = field(default_factory=list)  # records held back by respond(defer_records=True)
     first_contained: datetime | None = None  # when this incident was first contained (a redelivery)
     notes: list[str] = field(default_factory=list)  # what a human should know beside the results
+    update_of: str | None = None  # the earlier incident this one updates (same principal held; report.updates)
     _actions: list[Action] = field(default_factory=list, repr=False)
 
     @property
@@ -297,6 +298,12 @@ def _conclude(response: Response, incident: Incident, actions: list[Action]) -> 
     elif incident.kind is Kind.NEW_KEY:
         response.outcome = Outcome.CONTAINED
         response.reason = "New long-lived access key: deactivated; sessions minted from it revoked."
+    elif not incident.key_id:  # AWS quarantined the user and named no key: the user, not a key, is contained
+        response.outcome = Outcome.CONTAINED
+        response.reason = (
+            "AWS quarantined this user's credentials: keyguard's deny-all quarantine is on the user. No key was"
+            " named, so none was deactivated."
+        )
     elif actions and actions[0].name == "revoke-role-sessions":
         response.outcome = Outcome.SESSIONS_REVOKED
         response.reason = "Role credentials in use from elsewhere: every session issued before now is denied."

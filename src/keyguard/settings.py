@@ -36,6 +36,8 @@ class Settings:
     investigation_lookback_days: int = 90  # CloudTrail event history keeps 90 days
     stop_launched_instances: bool = False
     enforce_imdsv2: bool = False
+    security_hub: bool = False  # each incident also becomes an ASFF finding (keyguard.report.securityhub)
+    chat_topic_arn: str | None = None  # chat notifications' own topic (keyguard.report.chat)
 
     @property
     def dry_run(self) -> bool:
@@ -84,6 +86,8 @@ class Settings:
             investigation_lookback_days=days,
             stop_launched_instances=_flag(env, "KEYGUARD_STOP_LAUNCHED_INSTANCES"),
             enforce_imdsv2=_flag(env, "KEYGUARD_ENFORCE_IMDSV2"),
+            security_hub=_flag(env, "KEYGUARD_SECURITY_HUB"),
+            chat_topic_arn=env.get("KEYGUARD_CHAT_TOPIC_ARN") or None,
         )
 
 

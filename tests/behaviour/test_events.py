@@ -22,6 +22,25 @@ TABLE = {
         "Inactive",
         ["keyguard-revoke-sessions"],
     ),
+    # issue 12: AWS's quarantine (the old inline form names the key that signed it; by anyone else: notify
+    # only), Trusted Advisor, GuardDuty findings on S3 buckets
+    "cloudtrail-aws-quarantine-inline.json": (
+        "AwsQuarantineFunction",
+        "contained",
+        "Inactive",
+        ["keyguard-quarantine"],
+    ),
+    "cloudtrail-aws-quarantine-by-admin.json": ("AwsQuarantineFunction", "notify-only", None, []),
+    "trustedadvisor-exposed-access-keys.json": (
+        "TrustedAdvisorFunction",
+        "contained",
+        "Inactive",
+        ["keyguard-quarantine"],
+    ),
+    "guardduty-s3-malicious-ip.json": ("GuardDutyFunction", "contained", "Inactive", ["keyguard-quarantine"]),
+    "guardduty-s3-policy-anonymous-access.json": ("GuardDutyFunction", "notify-only", "Active", []),
+    # without CloudTrail's record of the session's calls the issuer is unknown (tests/behaviour/test_federated.py)
+    "guardduty-federated-user.json": ("GuardDutyFunction", "notify-only", None, []),
 }
 
 
@@ -29,7 +48,8 @@ def test_every_event_file_is_in_the_table() -> None:
     from tests.conftest import EVENTS
 
     names = {p.name for p in EVENTS.glob("*.json") if not p.name.startswith("tamper-")}  # test_tamper_watch.py
-    assert names == set(TABLE) | {"cloudtrail-create-access-key-failed.json"}
+    # the user-only quarantine (no key named) is asserted in tests/behaviour/test_more_signals.py
+    assert names == set(TABLE) | {"cloudtrail-create-access-key-failed.json", "cloudtrail-aws-quarantine-v2.json"}
 
 
 @pytest.mark.parametrize("name", sorted(TABLE))

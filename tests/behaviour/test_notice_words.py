@@ -72,17 +72,18 @@ def test_investigation_notice_has_a_step_per_item_and_an_honest_subject(account)
     _, invocations = deliver_and_investigate(account, load_event("guardduty-iam-user.json"))
     messages = _texts(invocations)
     subject, text = next(m for m in messages if "INVESTIGATED" in m[0])
-    found = re.search(r"(\d+) found, (\d+) contained", subject)
+    found = re.search(r"(\d+) contained, (\d+) need you", subject)
     assert found, subject
-    left = text.split("Left behind (persistence):", 1)[1].split("\n\n", 1)[0].strip().splitlines()
-    launched = text.split("Launched (cost):", 1)[1].split("\n\n", 1)[0].strip().splitlines()
-    assert int(found.group(1)) == len(left) + len(launched) == 5
-    assert int(found.group(2)) == 3  # ci-deployer's key, backdoor-admin, deploy-admin's sessions
+    contained = re.search(r"^Contained by keyguard \((\d+)\):", text, re.M)
+    human = re.search(r"^Needs you \((\d+)\):", text, re.M)
+    assert contained and human
+    assert (found.group(1), found.group(2)) == (contained.group(1), human.group(1)) == ("3", "2")
     steps = _steps(text)
     assert "p3.16xlarge" in steps and "aws ec2 terminate-instances --region eu-west-1" in steps
-    assert "backdoor-admin" in steps and "deploy-admin" in steps and "ci-deployer" in steps
+    assert "backdoor-admin" in steps and "deploy-admin" in steps
     numbered = [line for line in steps.splitlines() if re.match(r"\s+\d+\. ", line)]
-    assert len(numbered) == 6  # 5 items and the leaked key's own steps
+    # 3 contained (key, backdoor-admin, deploy-admin) + 2 launches + the leaked key's own steps
+    assert len(numbered) == 6, steps
 
 
 def test_health_detail_never_names_another_key_or_user(account) -> None:

@@ -489,6 +489,10 @@ REACHABLE = {
     Source.CREATE_ACCESS_KEY: ([Kind.NEW_KEY], [PrincipalType.IAM_USER, PrincipalType.ROOT], [AKIA]),
     Source.INVESTIGATION: ([Kind.COMPROMISE], [PrincipalType.IAM_USER], [AKIA]),  # keys a leaked key created
     Source.MANUAL: ([Kind.COMPROMISE], [PrincipalType.UNKNOWN], [AKIA]),  # keyguard contain --key AKIA...
+    # issue 12: AWS's quarantine names the user, and the key only in its old inline form; Trusted Advisor
+    # names a long-term key (the user it names is a hint) or the root user's
+    Source.AWS_QUARANTINE: ([Kind.COMPROMISE], [PrincipalType.IAM_USER], ["", AKIA]),
+    Source.TRUSTED_ADVISOR: ([Kind.COMPROMISE], [PrincipalType.UNKNOWN, PrincipalType.ROOT], [AKIA]),
 }
 
 

@@ -73,6 +73,10 @@ def mutated_event(event: dict[str, Any], *changes: tuple[str, Any]) -> dict[str,
 
 
 def extractor_for(name: str) -> Extractor:
+    if name.startswith(("cloudtrail-aws-quarantine", "trustedadvisor-")):  # issue 12's triggers
+        from tests.conftest import extractor_for as by_prefix
+
+        return by_prefix(name)
     if name.startswith("guardduty-"):
         return guardduty.extract
     if name.startswith("health-"):
@@ -96,6 +100,7 @@ GD_IAM_USER = Incident(
     account=ACCOUNT,
     region="us-east-1",
     source_id="a4c1e9b27d5f4e0c9b8a7f6e5d4c3b2a",
+    source_arn="arn:aws:guardduty:us-east-1:123456789012:detector/b2c7e1f04a9d3c6e8f1a2b3c4d5e6f70/finding/a4c1e9b27d5f4e0c9b8a7f6e5d4c3b2a",
     event_id="6f1d2a3b-4c5d-4e6f-8a7b-9c0d1e2f3a4b",
     observed_at=datetime(2025, 3, 10, 14, 10, 0, tzinfo=UTC),
     finding_type="UnauthorizedAccess:IAMUser/TorIPCaller",
@@ -128,6 +133,7 @@ EXPECTED: dict[str, list[Incident]] = {
             account=ACCOUNT,
             region="us-east-1",
             source_id="c7f3a1d95e2b4c8a9f0e1d2c3b4a5968",
+            source_arn="arn:aws:guardduty:us-east-1:123456789012:detector/b2c7e1f04a9d3c6e8f1a2b3c4d5e6f70/finding/c7f3a1d95e2b4c8a9f0e1d2c3b4a5968",
             event_id="0b9e8d7c-6a5f-4e3d-9c2b-1a0f9e8d7c6b",
             observed_at=datetime(2025, 3, 11, 8, 25, 0, tzinfo=UTC),
             finding_type="UnauthorizedAccess:IAMUser/InstanceCredentialExfiltration.OutsideAWS",
@@ -157,6 +163,7 @@ EXPECTED: dict[str, list[Incident]] = {
             account=ACCOUNT,
             region="us-east-1",
             source_id="e2b8d4f60a1c4e7b8d9c0a1b2c3d4e5f",
+            source_arn="arn:aws:guardduty:us-east-1:123456789012:detector/b2c7e1f04a9d3c6e8f1a2b3c4d5e6f70/finding/e2b8d4f60a1c4e7b8d9c0a1b2c3d4e5f",
             event_id="3e2d1c0b-9a8f-4e7d-b6c5-a4b3c2d1e0f9",
             observed_at=datetime(2025, 3, 12, 21, 40, 0, tzinfo=UTC),
             finding_type="Recon:IAMUser/MaliciousIPCaller.Custom",
@@ -187,6 +194,7 @@ EXPECTED: dict[str, list[Incident]] = {
             account=ACCOUNT,
             region="us-east-1",
             source_id="5d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a",
+            source_arn="arn:aws:guardduty:us-east-1:123456789012:detector/b2c7e1f04a9d3c6e8f1a2b3c4d5e6f70/finding/5d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a",
             event_id="9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d",
             observed_at=datetime(2025, 3, 13, 10, 5, 0, tzinfo=UTC),
             finding_type="UnauthorizedAccess:IAMUser/MaliciousIPCaller",
@@ -216,6 +224,7 @@ EXPECTED: dict[str, list[Incident]] = {
             account=ACCOUNT,
             region="us-east-1",
             source_id="f0e1d2c3b4a5968778695a4b3c2d1e0f",
+            source_arn="arn:aws:guardduty:us-east-1:123456789012:detector/b2c7e1f04a9d3c6e8f1a2b3c4d5e6f70/finding/f0e1d2c3b4a5968778695a4b3c2d1e0f",
             event_id="7c6b5a49-3827-4165-9f0e-d1c2b3a49586",
             observed_at=datetime(2025, 3, 14, 16, 50, 0, tzinfo=UTC),
             finding_type="Stealth:IAMUser/CloudTrailLoggingDisabled",
@@ -304,11 +313,21 @@ EXPECTED: dict[str, list[Incident]] = {
 }
 
 MALFORMED_FIXTURES = {"cloudtrail-create-access-key-failed.json"}
+# issue 12's fixtures, extracted field by field in tests/unit/test_sources_more.py
+COVERED_ELSEWHERE = {
+    "cloudtrail-aws-quarantine-v2.json",
+    "cloudtrail-aws-quarantine-inline.json",
+    "cloudtrail-aws-quarantine-by-admin.json",
+    "trustedadvisor-exposed-access-keys.json",
+    "guardduty-s3-malicious-ip.json",
+    "guardduty-s3-policy-anonymous-access.json",
+    "guardduty-federated-user.json",
+}
 
 
 def test_every_fixture_is_covered() -> None:
     on_disk = {p.name for p in EVENTS.glob("*.json") if not p.name.startswith("tamper-")}  # no incident source
-    assert on_disk == set(EXPECTED) | MALFORMED_FIXTURES
+    assert on_disk == set(EXPECTED) | MALFORMED_FIXTURES | COVERED_ELSEWHERE
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -392,7 +411,7 @@ def test_guardduty_severity_bounds_accepted(severity: float, expected: float) ->
         ("IAMUser", PrincipalType.IAM_USER),
         ("AssumedRole", PrincipalType.ASSUMED_ROLE),
         ("Root", PrincipalType.ROOT),
-        ("FederatedUser", PrincipalType.OTHER),
+        ("FederatedUser", PrincipalType.FEDERATED_USER),  # issue 12: its issuer is looked up
         ("AWSService", PrincipalType.OTHER),
         (DELETE, PrincipalType.OTHER),
         (None, PrincipalType.OTHER),
@@ -658,8 +677,9 @@ MALFORMED = [
     *envelope_cases(HQ, "aws.iam"),
     *envelope_cases(CT, "aws.cloudtrail"),
     # GuardDuty
-    pytest.param(GD, ("detail.resource.resourceType", "Instance"), id="gd:resourceType-Instance"),
-    pytest.param(GD, ("detail.resource.resourceType", "S3Bucket"), id="gd:resourceType-S3Bucket"),
+    # other resource types are findings about the credential only when they name it (issue 12)
+    pytest.param(GD, ("detail.resource", {"resourceType": "Instance"}), id="gd:resourceType-Instance-no-key"),
+    pytest.param(GD, ("detail.resource", {"resourceType": "S3Bucket"}), id="gd:resourceType-S3Bucket-no-key"),
     pytest.param(GD, ("detail.resource.resourceType", DELETE), id="gd:no-resourceType"),
     pytest.param(GD, ("detail.resource", DELETE), id="gd:no-resource"),
     pytest.param(GD, ("detail.resource", "AccessKey"), id="gd:resource-string"),
@@ -698,7 +718,7 @@ MALFORMED = [
     pytest.param(GD, ("detail.type", DELETE), id="gd:no-finding-type"),
     pytest.param(GD, ("detail.type", {"name": "x"}), id="gd:finding-type-object"),
     pytest.param(GD_SAMPLE, ("detail.severity", "5"), id="gd:sample-severity-string"),
-    pytest.param(GD_SAMPLE, ("detail.resource.resourceType", "Instance"), id="gd:sample-not-access-key"),
+    pytest.param(GD_SAMPLE, ("detail.resource", {"resourceType": "Instance"}), id="gd:sample-not-access-key"),
     # Health
     pytest.param(HE, ("detail.affectedEntities", []), id="health:no-entities"),
     pytest.param(

@@ -140,6 +140,14 @@ ROUTES = {
     "cloudtrail-create-access-key.json": ["AccessKeyCreatedFunction"],
     "cloudtrail-create-access-key-failed.json": [],
     **{p.name: ["TamperWatchFunction"] for p in EVENTS.glob("tamper-*.json")},  # tests/unit/test_tamper_watch.py
+    # issue 12
+    "cloudtrail-aws-quarantine-v2.json": ["AwsQuarantineFunction"],
+    "cloudtrail-aws-quarantine-inline.json": ["AwsQuarantineFunction"],
+    "cloudtrail-aws-quarantine-by-admin.json": ["AwsQuarantineFunction"],  # reported as not AWS's: notify only
+    "trustedadvisor-exposed-access-keys.json": ["TrustedAdvisorFunction"],
+    "guardduty-s3-malicious-ip.json": ["GuardDutyFunction"],
+    "guardduty-s3-policy-anonymous-access.json": ["GuardDutyFunction"],
+    "guardduty-federated-user.json": ["GuardDutyFunction"],
 }
 
 

@@ -21,6 +21,7 @@ Every write of one event is one TransactWriteItems call: the history entry and t
 
 from __future__ import annotations
 
+import itertools
 import json
 import uuid
 from collections.abc import Iterable, Iterator
@@ -34,6 +35,9 @@ READ_PERMISSIONS = ("dynamodb:GetItem", "dynamodb:Query")
 HISTORY_INDEX = "history"
 USER, ROLE = "user", "role"
 KINDS = (USER, ROLE)
+
+
+_SEQUENCE = itertools.count()
 
 
 class LedgerError(Exception):
@@ -337,7 +341,7 @@ class Ledger:
     ) -> dict[str, Any]:
         when = stamp(at) or ""
         precise = at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # orders entries of the same second
-        sk = f"entry#{precise}#{uuid.uuid4().hex[:12]}"
+        sk = f"entry#{precise}#{next(_SEQUENCE):08d}#{uuid.uuid4().hex[:12]}"  # same time: the order written
         item = {
             "pk": _s(principal_pk(kind, name)),
             "sk": _s(sk),

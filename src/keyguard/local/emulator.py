@@ -267,6 +267,22 @@ def seed(iam: Any, event: dict[str, Any]) -> Seeded:
                 entity["entityValue"] = out.replaced.get(key) or user_with_key(f"exposed-key-owner-{n}", key)
                 other_key(f"exposed-key-owner-{n}")
         event["resources"] = [out.replaced.get(r, r) for r in event.get("resources", [])]
+    elif source == "aws.iam" and detail.get("eventName") in ("AttachUserPolicy", "PutUserPolicy"):
+        # AWS's quarantine on a user (issue 12): the user exists with keys; the old inline form is signed
+        # by the user's own key, which the record then names.
+        user = (detail.get("requestParameters") or {}).get("userName")
+        identity = detail.get("userIdentity") or {}
+        key = identity.get("accessKeyId")
+        if isinstance(user, str) and user:
+            if identity.get("userName") == user and is_key_id(key) and is_long_term(key):
+                identity["accessKeyId"] = user_with_key(user, key)
+            other_key(user)
+    elif source == "aws.trustedadvisor":
+        item = detail.get("check-item-detail") or {}
+        name, key = item.get("User Name (IAM or Root)"), item.get("Access Key ID")
+        if isinstance(name, str) and name and is_key_id(key) and is_long_term(key):
+            item["Access Key ID"] = user_with_key(name, key)
+            other_key(name)
     elif source == "aws.iam":
         key_obj = (detail.get("responseElements") or {}).get("accessKey") or {}
         name, key = key_obj.get("userName"), key_obj.get("accessKeyId")

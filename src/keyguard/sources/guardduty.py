@@ -1,4 +1,11 @@
-"""GuardDuty findings on an access key (detail.resource.resourceType == "AccessKey")."""
+"""GuardDuty findings that name an access key: on the key itself (resourceType "AccessKey"), and on other
+resources (e.g. "S3Bucket", from S3 data events) where `resource.accessKeyDetails` is the credential that
+made the calls.
+
+On other resources, only findings whose purpose says the credential was misused (UnauthorizedAccess,
+Discovery, Exfiltration, Impact, PenTest, ...) are evidence about the key; the rest (Policy:S3/..., bucket
+state such as public access granted; Stealth:S3/...; malware in objects) are reported, never acted on.
+"""
 
 from __future__ import annotations
 
@@ -12,18 +19,37 @@ from keyguard.sources._fields import envelope, obj, opt_account, opt_obj, opt_te
 SOURCE = "aws.guardduty"
 DETAIL_TYPES = ("GuardDuty Finding",)
 
+ACCESS_KEY = "AccessKey"
+# Finding purposes (the part of the type before ":") that say the named credential itself was misused.
+CREDENTIAL_MISUSE = frozenset(
+    {
+        "UnauthorizedAccess",
+        "Discovery",
+        "Exfiltration",
+        "Impact",
+        "PenTest",
+        "CredentialAccess",
+        "Persistence",
+        "PrivilegeEscalation",
+        "DefenseEvasion",
+        "InitialAccess",
+        "Recon",
+        "Execution",
+    }
+)
+
 _USER_TYPES = {
     "IAMUser": PrincipalType.IAM_USER,
     "AssumedRole": PrincipalType.ASSUMED_ROLE,
     "Root": PrincipalType.ROOT,
+    "FederatedUser": PrincipalType.FEDERATED_USER,
 }
 
 
 def extract(event: Any) -> list[Incident]:
     detail = envelope(event, SOURCE, DETAIL_TYPES)
     resource = obj(detail, "resource", "detail")
-    if resource.get("resourceType") != "AccessKey":
-        raise MalformedEvent(f"detail.resource.resourceType must be 'AccessKey', got {resource.get('resourceType')!r}")
+    resource_type = text(resource, "resourceType", "detail.resource")
     details = obj(resource, "accessKeyDetails", "detail.resource")
     service = opt_obj(detail, "service")
     sample = _is_sample(opt_obj(service, "additionalInfo"))
@@ -38,6 +64,13 @@ def extract(event: Any) -> list[Incident]:
     if not sample and not is_key_id(key_id):
         raise MalformedEvent(f"detail.resource.accessKeyDetails.accessKeyId is not an access key id: {key_id[:40]!r}")
     name = opt_text(details, "userName")
+    purpose = finding_type.split(":", 1)[0]
+    not_evidence = None
+    if resource_type != ACCESS_KEY and purpose not in CREDENTIAL_MISUSE:
+        not_evidence = (
+            f"GuardDuty {finding_type} is about the {resource_type[:40]} itself, not about misuse of the credential"
+            " that made the call: keyguard reports it and changes nothing."
+        )
     if principal_type in (PrincipalType.IAM_USER, PrincipalType.ASSUMED_ROLE) and not sample and not name:
         raise MalformedEvent("detail.resource.accessKeyDetails.userName is missing for a user or role finding")
     return [
@@ -57,6 +90,8 @@ def extract(event: Any) -> list[Incident]:
             severity=float(severity),
             sample=sample,
             evidence=_evidence(detail, service),
+            not_evidence=not_evidence,
+            source_arn=opt_text(detail, "arn"),
         )
     ]
 
