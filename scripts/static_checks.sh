@@ -213,8 +213,9 @@ for lid, res in resources.items():
         documents.append((f"{lid} (resource policy)", "resource", props["ResourcePolicy"]["PolicyDocument"]))
 
 # Findings accepted, each with its reason: (policy document glob, issue) -> why. Anything else fails the
-# check. The investigation role repeats the containment actions (follow-up containment), for the same reasons.
-CONTAINING = ("*Role/contain", "InvestigationFunctionRole/investigate")
+# check. The investigation role repeats the containment actions (follow-up containment), for the same reasons,
+# and so does the tamper watch (it puts an undone containment back with the same actions).
+CONTAINING = ("*Role/contain", "InvestigationFunctionRole/investigate", "TamperWatchFunctionRole/recontain")
 ACCEPTED = {
     (CONTAINING, "PERMISSIONS_MANAGEMENT_ACTIONS"):
         "iam:PutUserPolicy / iam:PutRolePolicy write keyguard's deny policies: they are the containment itself",
@@ -225,9 +226,9 @@ ACCEPTED = {
     (CONTAINING, "CREDENTIALS_EXPOSURE"):
         "iam:UpdateAccessKey: keyguard sets Status=Inactive only; the call returns no secret and IAM has no "
         "condition key on the status",
-    (("Key (key policy)",), "PERMISSIONS_MANAGEMENT_ACTIONS"):
+    (("Key (key policy)", "AlarmKey (key policy)"), "PERMISSIONS_MANAGEMENT_ACTIONS"):
         "kms:* for the account root: the default key policy, without which the key cannot be administered",
-    (("Key (key policy)",), "RESOURCE_STAR"):
+    (("Key (key policy)", "AlarmKey (key policy)"), "RESOURCE_STAR"):
         'in a key policy "Resource": "*" means this key and nothing else',
 }
 

@@ -81,3 +81,33 @@ def required(source: Source) -> frozenset[str]:
     if source is Source.GUARDDUTY:  # a federated session's issuer, from CloudTrail
         perms |= frozenset(federation.LOOKUP_PERMISSIONS)
     return perms | frozenset(HANDOFF_PERMISSIONS)
+
+
+# ---- issue 10: the tamper watch and the self-check (functions that answer no incident trigger)
+def _watch_functions() -> dict[str, frozenset[str]]:
+    from keyguard.selfcheck import app as selfcheck_app
+    from keyguard.selfcheck import check as selfcheck
+    from keyguard.tamper import app as tamper_app
+    from keyguard.tamper import reapply
+
+    tamper = reapply.permissions() | frozenset(tamper_app.NOTIFY_PERMISSIONS) | frozenset(DEDUP_PERMISSIONS)
+    tamper |= frozenset(tamper_app.LEDGER_PERMISSIONS)
+    check = (
+        frozenset(selfcheck.READ_PERMISSIONS)
+        | frozenset(selfcheck.UNSCOPED_PERMISSIONS)
+        | frozenset(selfcheck_app.NOTIFY_PERMISSIONS)
+        | frozenset(DEDUP_PERMISSIONS)
+    )
+    return {"TamperWatchFunction": tamper, "SelfCheckFunction": check}
+
+
+def _unscoped_selfcheck() -> tuple[str, ...]:
+    from keyguard.selfcheck.check import UNSCOPED_PERMISSIONS
+
+    return UNSCOPED_PERMISSIONS
+
+
+# template.yaml logical id -> every permission its role needs (besides PLATFORM_PERMISSIONS)
+WATCH_FUNCTIONS = _watch_functions()
+# what each of them may hold on Resource "*" (IAM cannot scope these; none is an IAM write)
+WATCH_UNSCOPED = {"SelfCheckFunction": frozenset(_unscoped_selfcheck())}

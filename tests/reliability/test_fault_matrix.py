@@ -528,6 +528,10 @@ NEVER_CALLED: dict[tuple[str, str], str] = {
 NOT_COVERED_FUNCTIONS = {
     "AuditFunction": "the scheduled key inventory (IAM credential report reads, then a notification) is not a "
     "response to an event: add a Scenario and rows for its calls",
+    "TamperWatchFunction": "re-applies with the engine's own actions (their faults are the rows above); a failed "
+    "re-apply or read-back is reported and raised (tests/behaviour/test_tamper_*.py): add rows for its reads",
+    "SelfCheckFunction": "reads only; any read that fails counts as a failed check and drops the heartbeat "
+    "(tests/behaviour/test_selfcheck.py)",
     # issue 12: the same engine and the same calls as the Health scenario (UpdateAccessKey, PutUserPolicy,
     # TagUser; GetAccessKeyLastUsed when the event names no owner; SNS, DynamoDB), through other extractors
     "AwsQuarantineFunction": "AWS's quarantine record: the calls of the Health scenario (add a Scenario for it)",

@@ -62,6 +62,13 @@ def test_role_grants_exactly_what_the_actions_declare(function_id: str, source) 
     assert granted == permissions.required(source) | permissions.PLATFORM_PERMISSIONS
 
 
+@pytest.mark.parametrize("function_id", sorted(permissions.WATCH_FUNCTIONS))
+def test_watch_roles_grant_exactly_what_their_code_declares(function_id: str) -> None:
+    statements = _statements(_role_of(function_id), conditional=False)
+    granted = {a for s in statements if s["Effect"] == "Allow" for a in _as_list(s["Action"])}
+    assert granted == permissions.WATCH_FUNCTIONS[function_id] | permissions.PLATFORM_PERMISSIONS
+
+
 def test_opt_in_ec2_actions_are_granted_only_when_opted_in() -> None:
     conditional = _conditional(_role_of("InvestigationFunction"))
     conditions = TEMPLATE["Conditions"]
@@ -77,7 +84,9 @@ def test_opt_in_ec2_actions_are_granted_only_when_opted_in() -> None:
 
 def test_no_role_may_write_on_everything() -> None:
     roles = [rid for rid, r in RESOURCES.items() if r["Type"] == "AWS::IAM::Role"]
-    assert len(roles) == len(permissions.FUNCTIONS) + len(permissions.SCHEDULED_FUNCTIONS)
+    assert len(roles) == len(permissions.FUNCTIONS) + len(permissions.SCHEDULED_FUNCTIONS) + len(
+        permissions.WATCH_FUNCTIONS
+    )
     for rid in roles:
         for s in _statements(rid):
             assert s["Effect"] == "Allow"
@@ -86,12 +95,13 @@ def test_no_role_may_write_on_everything() -> None:
                 reads = permissions.UNSCOPABLE_READS | permissions.SCHEDULED_FUNCTIONS.get(
                     rid.removesuffix("Role"), set()
                 )
+                reads |= permissions.WATCH_UNSCOPED.get(rid.removesuffix("Role"), frozenset())
                 assert actions <= reads, (rid, s)
             for action in actions:
                 assert "*" not in action, (rid, action)
 
 
-@pytest.mark.parametrize("function_id", sorted(permissions.FUNCTIONS))
+@pytest.mark.parametrize("function_id", sorted(permissions.FUNCTIONS) + sorted(permissions.WATCH_FUNCTIONS))
 def test_iam_writes_are_scoped_to_users_or_roles_of_this_account(function_id: str) -> None:
     for s in _statements(_role_of(function_id)):
         actions = _as_list(s["Action"])
@@ -104,7 +114,9 @@ def test_iam_writes_are_scoped_to_users_or_roles_of_this_account(function_id: st
 
 def test_functions_are_the_ones_the_code_knows_and_their_handlers_import() -> None:
     functions = {rid: r for rid, r in RESOURCES.items() if r["Type"] == "AWS::Serverless::Function"}
-    assert set(functions) == set(permissions.FUNCTIONS) | set(permissions.SCHEDULED_FUNCTIONS)
+    assert set(functions) == set(permissions.FUNCTIONS) | set(permissions.SCHEDULED_FUNCTIONS) | set(
+        permissions.WATCH_FUNCTIONS
+    )
     for resource in functions.values():
         module, name = resource["Properties"]["Handler"].rsplit(".", 1)
         assert callable(getattr(importlib.import_module(module), name))
@@ -127,6 +139,7 @@ ROUTES = {
     "health-iam-quarantine.json": ["HealthFunction"],
     "cloudtrail-create-access-key.json": ["AccessKeyCreatedFunction"],
     "cloudtrail-create-access-key-failed.json": [],
+    **{p.name: ["TamperWatchFunction"] for p in EVENTS.glob("tamper-*.json")},  # tests/unit/test_tamper_watch.py
     # issue 12
     "cloudtrail-aws-quarantine-v2.json": ["AwsQuarantineFunction"],
     "cloudtrail-aws-quarantine-inline.json": ["AwsQuarantineFunction"],
