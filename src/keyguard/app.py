@@ -34,10 +34,12 @@ class Runtime:
         self._settings = settings
         self._clients = clients
         self._notifier: Any = None
+        self._accounts: Any = None  # issue 11: where each incident is acted on (keyguard.org.accounts)
 
     def reset(self, settings: Settings | None = None, clients: Clients | None = None) -> None:
         """Forget per-container state (tests and the local emulator start a new account)."""
         self._settings, self._clients, self._notifier = settings, clients, None
+        self._accounts = None
         if self.metrics is not None:
             self.metrics.clear_metrics()  # with metrics disabled (local runs) nothing flushes them
 
@@ -62,6 +64,15 @@ class Runtime:
             self._clients = Clients()
         return self._clients
 
+    @property
+    def accounts(self) -> Any:
+        """The account the function runs in, or (organization mode) each incident's member account."""
+        if self._accounts is None:
+            from keyguard.org.accounts import for_runtime
+
+            self._accounts = for_runtime(self.clients)
+        return self._accounts
+
     def handle(self, event: Any, context: Any, extract: Extractor) -> dict[str, Any]:
         try:
             incidents = extract(event)
@@ -74,10 +85,12 @@ class Runtime:
         if self._notifier is not None:
             self._notifier.sent.clear()  # a warm container keeps only this invocation's messages
         # Containment first: every key of the event is contained before anything is recorded or announced.
-        iam = self.clients.iam
-        responses = [respond(i, settings, iam, account=account, defer_records=True) for i in incidents]
-        for r in responses:
-            finish(r, iam)
+        placed = [self.accounts.place(event, i, account) for i in incidents]  # issue 11: each in its own account
+        responses = [
+            p.refused or respond(p.incident, settings, p.iam, account=p.account, defer_records=True) for p in placed
+        ]
+        for p, r in zip(placed, responses, strict=True):
+            finish(r, p.iam)
         for r in responses:
             self._log(
                 "info",

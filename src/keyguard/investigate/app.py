@@ -39,7 +39,8 @@ class InvestigationRuntime(Runtime):
         except (KeyError, TypeError, ValueError) as e:
             raise MalformedEvent(f"SQS record has no JSON body: {e}") from e
         incident, owner, _ = handoff.from_payload(body)
-        inv = core.investigate(incident, owner, self.settings, self.clients, now or datetime.now(UTC))
+        clients = self.accounts.clients_for(incident.account, incident.incident_id)  # issue 11: its own account
+        inv = core.investigate(incident, owner, self.settings, clients, now or datetime.now(UTC))
         self._log(
             "info",
             "investigation",
