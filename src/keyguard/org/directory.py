@@ -12,7 +12,7 @@ from typing import Any
 
 from keyguard.aws import error_code
 
-DESCRIBE_PERMISSIONS = ("organizations:DescribeAccount", "organizations:ListAccounts")
+DIRECTORY_PERMISSIONS = ("organizations:DescribeAccount",)
 ACTIVE = "ACTIVE"
 NOT_MEMBER = {"AccountNotFoundException", "AWSOrganizationsNotInUseException"}
 
