@@ -4,6 +4,8 @@ tests read the policies, trust documents and event patterns CloudFormation would
 
 from __future__ import annotations
 
+import copy
+import functools
 import re
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 NO_VALUE = object()
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
     pass
 
 
@@ -32,6 +34,11 @@ _Loader.add_multi_constructor("!", _tag)
 
 
 def load(name: str) -> dict[str, Any]:
+    return copy.deepcopy(_parsed(name))
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed(name: str) -> dict[str, Any]:
     return yaml.load((REPO / name).read_text(), Loader=_Loader)  # noqa: S506  # nosec B506 - SafeLoader subclass
 
 

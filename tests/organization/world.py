@@ -48,7 +48,9 @@ class Organization:
             creds = self.env.clients.get("sts").assume_role(
                 RoleArn=f"arn:aws:iam::{account}:role/{ADMIN_ROLE}", RoleSessionName="test-admin"
             )["Credentials"]
-            self._admin[key] = botocore.session.Session().create_client(
+            if "session" not in self._admin:
+                self._admin["session"] = botocore.session.Session()
+            self._admin[key] = self._admin["session"].create_client(
                 service,
                 region_name=region,
                 aws_access_key_id=creds["AccessKeyId"],
