@@ -174,3 +174,67 @@ def test_an_event_that_names_no_account_is_refused(org: Organization) -> None:
     assert invocation.error is None and org.assumed == []
     assert named_key_status(org, seeded, b) == {"Active"}
     assert [d["outcome"] for d in inbox(org.env)] == ["other-account"]
+
+
+# ---------------------------------------------------------------- investigation in the member account
+def test_investigation_runs_in_the_member_account_through_the_member_role(
+    org: Organization, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The leaked key in B made a key for B's user eve: investigation, acting in B through the member role,
+    reads B's CloudTrail and deactivates that key; A's and C's eve keep theirs."""
+    from datetime import UTC, datetime, timedelta
+
+    from keyguard.local.cloudtrail import FakeCloudTrail
+    from keyguard.org import accounts
+
+    b = org.members["B"]
+    event = retarget(load_event(ORG_EVENTS + "guardduty-delegated-admin-iam-user.json"), b, CENTRAL, "eu-west-1")
+    before = {}
+    for account in org.members.values():
+        org.admin(account).create_user(UserName="eve")
+        made = org.admin(account).create_access_key(UserName="eve")["AccessKey"]["AccessKeyId"]
+        before[account] = made
+    seeded = emulator.seed(org.admin(b), event)
+    leaked = seeded.replaced["AKIAIOSFODNN7EXAMPLE"]
+    when = (datetime.now(UTC) - timedelta(minutes=20)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    record = {
+        "eventVersion": "1.09",
+        "userIdentity": {
+            "type": "IAMUser",
+            "arn": f"arn:aws:iam::{b}:user/alice",
+            "accountId": b,
+            "accessKeyId": leaked,
+            "userName": "alice",
+        },
+        "eventTime": when,
+        "eventSource": "iam.amazonaws.com",
+        "eventName": "CreateAccessKey",
+        "awsRegion": "us-east-1",
+        "sourceIPAddress": "198.51.100.23",
+        "requestParameters": {"userName": "eve"},
+        "responseElements": {"accessKey": {"userName": "eve", "accessKeyId": before[b], "status": "Active"}},
+        "eventID": "5c1e0b7a-0000-4000-8000-0000000000e1",
+        "readOnly": False,
+        "eventType": "AwsApiCall",
+        "managementEvent": True,
+        "recipientAccountId": b,
+    }
+    trail = FakeCloudTrail([record])
+    real = accounts.for_runtime
+
+    def with_trail(clients: Any, environ: Any = None) -> Any:
+        made = real(clients, environ)
+        made._prepare = trail.install  # member sessions only: the central account's trail is not B's
+        return made
+
+    monkeypatch.setattr(accounts, "for_runtime", with_trail)
+    rules = [r for r in central_rules(org.org_id) if matches(r.pattern, seeded.event)]
+    (contained,) = [emulator.invoke(org.env, rule, seeded.event) for rule in rules]
+    assert contained.error is None
+    (investigation,) = emulator.investigate_queued(org.env)
+    assert investigation.error is None, investigation.error
+    assert sum(trail.calls.values()) > 0
+    assert org.key_states(b)["eve"][before[b]] == "Inactive"
+    for account in org.members.values():
+        if account != b:
+            assert org.key_states(account)["eve"][before[account]] == "Active"
