@@ -40,6 +40,8 @@ def _applies(s: dict[str, Any], r: Request) -> bool:
 
 
 def _principal(spec: Any, principal: str) -> bool:
+    if spec is None:
+        return True  # an identity policy or an SCP: it applies to the principal it is attached to
     if spec == "*" or spec == {"AWS": "*"}:
         return True
     if not isinstance(spec, dict):

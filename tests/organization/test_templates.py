@@ -251,3 +251,45 @@ def test_central_rules_invoke_the_functions_and_keep_failures() -> None:
         permission = rendered.resources("AWS::Lambda::Permission")[lid.replace("Rule", "Permission")]
         assert permission["SourceArn"].endswith(f":{lid}") and permission["Principal"] == "events.amazonaws.com"
     assert REPO.joinpath("templates").is_dir()
+
+
+# ---------------------------------------------------------------- the optional SCP (docs/organization-scp.json)
+ADMIN = f"arn:aws:iam::{MEMBER}:role/Admin"
+STACKSETS = f"arn:aws:iam::{MEMBER}:role/stacksets-exec-0123456789abcdef0123456789abcdef"
+SCP_CASES = [
+    (ADMIN, "iam:UpdateAssumeRolePolicy", f"arn:aws:iam::{MEMBER}:role/keyguard-member", DENY),
+    (ADMIN, "iam:DeleteRole", f"arn:aws:iam::{MEMBER}:role/keyguard-forwarder", DENY),
+    (ADMIN, "iam:PutRolePolicy", f"arn:aws:iam::{MEMBER}:role/keyguard-member", DENY),
+    (ADMIN, "events:DisableRule", f"arn:aws:events:eu-west-1:{MEMBER}:rule/keyguard-forward-guardduty", DENY),
+    (ADMIN, "events:RemoveTargets", f"arn:aws:events:us-east-1:{MEMBER}:rule/keyguard-forward-iam", DENY),
+    (
+        ADMIN,
+        "cloudformation:DeleteStack",
+        f"arn:aws:cloudformation:us-east-1:{MEMBER}:stack/StackSet-keyguard-member-global-1a2b/abc",
+        DENY,
+    ),
+    (STACKSETS, "iam:UpdateAssumeRolePolicy", f"arn:aws:iam::{MEMBER}:role/keyguard-member", IMPLICIT),
+    (STACKSETS, "events:PutRule", f"arn:aws:events:eu-west-1:{MEMBER}:rule/keyguard-forward-guardduty", IMPLICIT),
+    (ADMIN, "iam:PutRolePolicy", f"arn:aws:iam::{MEMBER}:role/web-app-role", IMPLICIT),
+    (ADMIN, "events:DisableRule", f"arn:aws:events:eu-west-1:{MEMBER}:rule/nightly-backup", IMPLICIT),
+]
+
+
+@pytest.mark.parametrize(("principal", "action", "resource", "expected"), SCP_CASES)
+def test_optional_scp_stops_member_principals_changing_keyguard(
+    principal: str, action: str, resource: str, expected: str
+) -> None:
+    import json
+
+    scp = json.loads((REPO / "docs" / "organization-scp.json").read_text())
+    request = Request(principal, action, resource, {"aws:PrincipalArn": principal})
+    assert decide(scp, request) == expected  # an SCP only denies: IMPLICIT means "left to IAM"
+
+
+def test_the_scp_names_what_the_templates_create() -> None:
+    text = (REPO / "docs" / "organization-scp.json").read_text()
+    params = load("templates/member-global.yaml")["Parameters"]
+    assert f"role/{params['MemberRoleName']['Default']}" in text
+    assert f"role/{params['ForwarderRoleName']['Default']}" in text
+    names = [r["Properties"]["Name"] for r in load("templates/member-regional.yaml")["Resources"].values()]
+    assert names and all(n.startswith("keyguard-forward-") for n in names)

@@ -94,11 +94,12 @@ class Organization:
         iam.delete_role(RoleName=MEMBER_ROLE)
 
 
-def build(env: emulator.Environment) -> Organization:
+def build(env: emulator.Environment, names: tuple[str, ...] = ("A", "B", "C")) -> Organization:
+    """The organization: members `names`, and D, suspended once its member role is in place."""
     orgs = env.clients.get("organizations")
     org_id = orgs.create_organization(FeatureSet="ALL")["Organization"]["Id"]
     members = {}
-    for name in ("A", "B", "C", "D"):
+    for name in (*names, "D"):
         status = orgs.create_account(Email=f"{name.lower()}@example.com", AccountName=f"member-{name}")
         members[name] = status["CreateAccountStatus"]["AccountId"]
     suspended = members.pop("D")
@@ -107,8 +108,13 @@ def build(env: emulator.Environment) -> Organization:
         if account != OUTSIDER:
             _member_role(world, account)
     orgs.close_account(AccountId=suspended)
-    _AssumeRoleStandIn(world).install(env.clients.get("sts"))
+    stand_in(world, env.clients.get("sts"))
     return world
+
+
+def stand_in(world: Organization, sts: Any) -> None:
+    """Answer this STS client's AssumeRole of member roles as IAM would (see _AssumeRoleStandIn)."""
+    _AssumeRoleStandIn(world).install(sts)
 
 
 def _member_role(world: Organization, account: str) -> None:

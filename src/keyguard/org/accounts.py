@@ -129,7 +129,7 @@ class Organization:
                 "role is missing, or its trust does not name this function",
                 retry=True,
             ) from e
-        session = member_session(credentials)
+        session = member_session(credentials, _loader(self.central))
         if self._prepare is not None:
             self._prepare(session)
         clients = Clients(session=session, region=self.central.region)
@@ -165,6 +165,12 @@ def _regional_sts(clients: Clients) -> None:
     setter = getattr(session, "set_config_variable", None)
     if setter is not None:
         setter("sts_regional_endpoints", "regional")
+
+
+def _loader(clients: Clients) -> Any:
+    session = getattr(clients.session, "_session", clients.session)  # a boto3 Session wraps botocore's
+    get = getattr(session, "get_component", None)
+    return get("data_loader") if get is not None else None
 
 
 def _refused(incident: Incident, reason: str) -> Placement:

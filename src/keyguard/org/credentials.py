@@ -104,10 +104,13 @@ class _Provider:
         return self._credentials
 
 
-def member_session(credentials: MemberCredentials) -> Any:
+def member_session(credentials: MemberCredentials, loader: Any = None) -> Any:
     """A botocore session for one member account: its own credentials, and one retry with fresh ones
-    when the member account says the session expired (ExpiredToken) mid-response."""
+    when the member account says the session expired (ExpiredToken) mid-response. `loader`: the central
+    session's data loader, so that service models already read are not read again per account."""
     session = botocore.session.Session()
+    if loader is not None:
+        session.register_component("data_loader", loader)
     session.register_component("credential_provider", _Provider(credentials))
     session.register("needs-retry", _RetryExpired(credentials), unique_id="keyguard-member-expired")
     return session
