@@ -109,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--max-key-age", type=_days, default=90, metavar="DAYS", help="flag active keys older (90)")
     audit.add_argument("--unused-days", type=_days, default=90, metavar="DAYS", help="flag keys unused this long (90)")
     audit.add_argument("--regions", help="comma-separated regions to check for EC2 (default: every enabled region)")
+    from keyguard.operator import organization  # issue 11: --account, audit --organization
+
+    organization.add_arguments({"status": status, "contain": contain, "release": release, "audit": audit})
     return parser
 
 
@@ -121,8 +124,10 @@ def _change_options(parser: argparse.ArgumentParser) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command in OPERATOR_COMMANDS:
-        from keyguard.operator import commands
+        from keyguard.operator import commands, organization
 
+        if organization.wanted(args):  # issue 11: a member account, or every account
+            return organization.run(args)
         return commands.run(args)
     if not args.verbose:
         os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")

@@ -83,3 +83,13 @@ def member_role() -> frozenset[str]:
     work of every trigger and of investigation, and the reads above."""
     iam = frozenset().union(*(iam_permissions(source) for source in FUNCTIONS.values()))
     return iam | MEMBER_READS
+
+
+def operator_role() -> frozenset[str]:
+    """What the optional operator role (templates/member-global.yaml, keyguard-operator) grants: status's
+    reads, contain (the engine's manual source), release, and the audit's reads."""
+    from keyguard.operator.organization import RELEASE_PERMISSIONS
+    from keyguard.operator.principal import READ_ROLE_PERMISSIONS, READ_USER_PERMISSIONS
+
+    reads = frozenset(READ_USER_PERMISSIONS) | frozenset(READ_ROLE_PERMISSIONS) | frozenset(AUDIT_PERMISSIONS)
+    return reads | iam_permissions(Source.MANUAL) | frozenset(RELEASE_PERMISSIONS)

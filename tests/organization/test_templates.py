@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from keyguard import permissions
+from keyguard.operator import organization
 from keyguard.org.settings import DEFAULT_MEMBER_ROLE
 from tests.organization.cfn import REPO, Rendered, load
 from tests.organization.policies import ALLOW, DENY, IMPLICIT, Request, decide
@@ -82,10 +83,39 @@ def test_member_role_writes_only_this_accounts_users_and_roles_and_never_its_own
             "Resource": [
                 f"arn:aws:iam::{MEMBER}:role/keyguard-member",
                 f"arn:aws:iam::{MEMBER}:role/keyguard-forwarder",
+                f"arn:aws:iam::{MEMBER}:role/keyguard-operator",
             ],
         }
     ]
     assert role["RoleName"] == DEFAULT_MEMBER_ROLE and role["MaxSessionDuration"] == 3600
+
+
+def test_operator_role_exists_only_when_operators_are_named_and_grants_exactly_what_the_commands_need() -> None:
+    assert "OperatorRole" not in member_global().resources("AWS::IAM::Role")
+    operators = f"arn:aws:iam::{CENTRAL}:role/SecurityOps"
+    role = member_global(OperatorRoleArns=operators).resources("AWS::IAM::Role")["OperatorRole"]
+    assert _actions(_allows(role)) == permissions.operator_role()
+    for s in _allows(role):
+        if s["Resource"] != "*":
+            assert s["Resource"] in (USER_ARN, ROLE_ARN)
+            assert (s["Resource"] == ROLE_ARN) == all("Role" in a for a in s["Action"])
+        else:
+            assert set(s["Action"]) <= permissions.MEMBER_READS
+    trust = role["AssumeRolePolicyDocument"]
+    assert decide(trust, Request(operators, "sts:AssumeRole", context={"aws:PrincipalArn": operators})) == ALLOW
+    for other in FUNCTION_ROLES:  # the functions never get release
+        assert decide(trust, Request(other, "sts:AssumeRole", context={"aws:PrincipalArn": other})) == IMPLICIT
+    member = member_global(OperatorRoleArns=operators).resources("AWS::IAM::Role")["MemberRole"]
+    assert not set(_actions(_allows(member))) & set(organization.RELEASE_PERMISSIONS) - {"iam:UpdateAccessKey"}
+
+
+def test_release_permissions_are_the_calls_release_makes() -> None:
+    source = (Path(permissions.__file__).parent / "operator" / "release.py").read_text()
+    calls = set(re.findall(r"iam\.([a-z_]+)\(", source))
+    names = {"iam:" + "".join(w.title() for w in c.split("_")) for c in calls}
+    assert names and names <= set(organization.RELEASE_PERMISSIONS) | permissions.operator_role()
+    writes = {n for n in names if not n.startswith(("iam:Get", "iam:List"))}
+    assert writes <= set(organization.RELEASE_PERMISSIONS)
 
 
 def test_central_functions_may_only_assume_member_roles_of_the_organization() -> None:
@@ -107,6 +137,9 @@ def test_global_iam_stays_out_of_the_per_region_stackset() -> None:
         kinds = {r["Type"] for r in load("templates/member-regional.yaml")["Resources"].values()}
         assert kinds == {"AWS::Events::Rule"}, region
     assert {r["Type"] for r in load("templates/member-global.yaml")["Resources"].values()} == {"AWS::IAM::Role"}
+    assert not set(load("templates/member-global.yaml")["Parameters"]) - set(
+        load("templates/management.yaml")["Parameters"]
+    )
 
 
 def test_management_stack_is_the_member_stacks_in_one() -> None:
@@ -114,7 +147,8 @@ def test_management_stack_is_the_member_stacks_in_one() -> None:
     management = load("templates/management.yaml")["Resources"]
     parts = {**load("templates/member-global.yaml")["Resources"], **load("templates/member-regional.yaml")["Resources"]}
     for res in parts.values():
-        res.pop("Condition", None)
+        if res.get("Condition") == "InGlobalRegion":  # the management stack is deployed in us-east-1 only
+            res.pop("Condition")
     assert management == parts
 
 

@@ -25,6 +25,7 @@ from tests.organization.policies import ALLOW, Request, decide
 CENTRAL = emulator.ACCOUNT  # moto's default account: the security account the central stack runs in
 REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-2")
 MEMBER_ROLE = "keyguard-member"
+OPERATOR_ROLE = "keyguard-operator"
 FUNCTION_ROLE = f"arn:aws:iam::{CENTRAL}:role/keyguard-GuardDutyFunctionRole-EXAMPLE"  # the caller's role
 EXTERNAL_ID = "keyguard-example-external-id"
 OUTSIDER = "999988887777"
@@ -104,9 +105,8 @@ def build(env: emulator.Environment, names: tuple[str, ...] = ("A", "B", "C")) -
         members[name] = status["CreateAccountStatus"]["AccountId"]
     suspended = members.pop("D")
     world = Organization(env, members, suspended, org_id)
-    for account in [*members.values(), suspended, OUTSIDER]:
-        if account != OUTSIDER:
-            _member_role(world, account)
+    for account in [CENTRAL, *members.values(), suspended]:  # CENTRAL: the management stack's role
+        _member_role(world, account)
     orgs.close_account(AccountId=suspended)
     stand_in(world, env.clients.get("sts"))
     return world
@@ -123,21 +123,21 @@ def _member_role(world: Organization, account: str) -> None:
         {
             "CentralAccountId": CENTRAL,
             "TrustedRoleArns": FUNCTION_ROLE,
+            "OperatorRoleArns": FUNCTION_ROLE,  # the tests' caller plays the operator too
             "ExternalId": EXTERNAL_ID,
             "CentralBusArn": f"arn:aws:events:us-east-1:{CENTRAL}:event-bus/keyguard-keyguard-central",
         },
         account,
         "us-east-1",
     )
-    role = rendered.resources("AWS::IAM::Role")["MemberRole"]
     iam = world.admin(account)
-    iam.create_role(RoleName=role["RoleName"], AssumeRolePolicyDocument=json.dumps(role["AssumeRolePolicyDocument"]))
-    for policy in role["Policies"]:
-        iam.put_role_policy(
-            RoleName=role["RoleName"],
-            PolicyName=policy["PolicyName"],
-            PolicyDocument=json.dumps(policy["PolicyDocument"]),
-        )
+    for lid in ("MemberRole", "OperatorRole"):
+        role = rendered.resources("AWS::IAM::Role")[lid]
+        trust = json.dumps(role["AssumeRolePolicyDocument"])
+        iam.create_role(RoleName=role["RoleName"], AssumeRolePolicyDocument=trust)
+        for policy in role["Policies"]:
+            document = json.dumps(policy["PolicyDocument"])
+            iam.put_role_policy(RoleName=role["RoleName"], PolicyName=policy["PolicyName"], PolicyDocument=document)
 
 
 class _AssumeRoleStandIn:
@@ -155,13 +155,14 @@ class _AssumeRoleStandIn:
         body = request.body.decode() if isinstance(request.body, bytes) else str(request.body or "")
         form = {k: v[0] for k, v in parse_qs(body).items()}
         arn = form.get("RoleArn", "")
-        if not arn.endswith(f":role/{MEMBER_ROLE}"):
+        role = arn.rsplit("/", 1)[-1]
+        if role not in (MEMBER_ROLE, OPERATOR_ROLE):
             return None  # the tests' own admin sessions
         account = arn.split(":")[4]
         allowed = False
         if account != OUTSIDER:
             try:
-                trust = self.world.admin(account).get_role(RoleName=MEMBER_ROLE)["Role"]["AssumeRolePolicyDocument"]
+                trust = self.world.admin(account).get_role(RoleName=role)["Role"]["AssumeRolePolicyDocument"]
             except Exception:
                 trust = None
             if isinstance(trust, str):

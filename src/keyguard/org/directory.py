@@ -64,6 +64,14 @@ class Directory:
             self._cache[account] = (now + (self._ttl if found.ok else self._negative_ttl), found)
         return found
 
+    def prime(self, listed: list[dict[str, Any]]) -> None:
+        """Remember what ListAccounts said (the organization-wide audit lists every account once)."""
+        now = self._clock()
+        with self._lock:
+            for item in listed:
+                found = _standing(str(item.get("Id")), item)
+                self._cache[found.account] = (now + (self._ttl if found.ok else self._negative_ttl), found)
+
     def _describe(self, account: str) -> Standing:
         self.calls += 1
         try:
@@ -73,7 +81,11 @@ class Directory:
             if code in NOT_MEMBER:
                 return Standing(account, False, f"account {account} is not in the organization")
             raise DirectoryUnavailable(account, code, str(e)) from e
-        state = str(got.get("State") or got.get("Status") or "")
-        if state != ACTIVE:
-            return Standing(account, False, f"account {account} is {state.lower() or 'in an unknown state'}")
-        return Standing(account, True)
+        return _standing(account, got)
+
+
+def _standing(account: str, described: dict[str, Any]) -> Standing:
+    state = str(described.get("State") or described.get("Status") or "")
+    if state != ACTIVE:
+        return Standing(account, False, f"account {account} is {state.lower() or 'in an unknown state'}")
+    return Standing(account, True)
