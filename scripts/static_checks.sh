@@ -237,6 +237,15 @@ ACCEPTED = {
     (CONTAINING, "CREDENTIALS_EXPOSURE"):
         "iam:UpdateAccessKey: keyguard sets Status=Inactive only; the call returns no secret and IAM has no "
         "condition key on the status",
+    (("OperatorRole/operate",), "PERMISSIONS_MANAGEMENT_ACTIONS"):
+        "issue 11's optional operator role: keyguard contain writes the deny policy and keyguard release removes "
+        "it (Delete*Policy); assumed only by the roles named in OperatorRoleArns, scoped to the member's users/roles",
+    (("OperatorRole/operate",), "PRIVILEGE_ESCALATION"):
+        "the same Put/Delete*Policy actions for contain and release; IAM has no condition key on an inline "
+        "policy's name, and the role denies itself and keyguard's other roles",
+    (("OperatorRole/operate",), "CREDENTIALS_EXPOSURE"):
+        "iam:UpdateAccessKey: contain deactivates a key, release --reactivate reactivates one the operator names; "
+        "no secret is returned",
     (("OrganizationAccessPolicy/organization",), "CREDENTIALS_EXPOSURE"):
         "sts:AssumeRole returns the member role's credentials: that is how keyguard acts in a member account; "
         "scoped to the member role's name and to this organization's accounts (aws:ResourceOrgID)",
