@@ -71,7 +71,12 @@ def test_guardduty_finding_contains_the_key_in_its_account_only(
     assert [arn.split(":")[4] for arn, _ in org.assumed] == [about]
 
 
-def test_health_organizational_view_contains_the_affected_accounts_key(org: Organization) -> None:
+@pytest.mark.parametrize("admins", ["configured", "default: the security account"])
+def test_health_organizational_view_contains_the_affected_accounts_key(
+    org: Organization, monkeypatch: pytest.MonkeyPatch, admins: str
+) -> None:
+    if admins != "configured":
+        monkeypatch.setenv("KEYGUARD_DELEGATED_ADMIN_ACCOUNTS", "")  # the account the functions run in
     about = org.members["B"]
     event = retarget(load_event(ORG_EVENTS + "health-organizational-view-credentials-exposed.json"), about, CENTRAL)
     assert event["account"] == CENTRAL and event["detail"]["affectedAccount"] == about
