@@ -166,6 +166,7 @@ ARN_OF = {
     "AWS::KMS::Key": lambda lid: f"arn:{PARTITION}:kms:{REGION}:{ACCOUNT}:key/00000000-0000-0000-0000-000000000000",
     "AWS::Logs::LogGroup": lambda lid: f"arn:{PARTITION}:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/{lid}:*",
     "AWS::IAM::Role": lambda lid: f"arn:{PARTITION}:iam::{ACCOUNT}:role/{STACK}-{lid}",
+    "AWS::IAM::ManagedPolicy": lambda lid: f"arn:{PARTITION}:iam::{ACCOUNT}:policy/{STACK}-{lid}",
 }
 PSEUDO = {"AWS::AccountId": ACCOUNT, "AWS::Region": REGION, "AWS::Partition": PARTITION, "AWS::StackName": STACK}
 # Template parameters: their defaults, and plausible values for those without one (issue 11's templates).
@@ -196,6 +197,9 @@ def resolve(value):
         if tag in ("!Ref", "Ref"):
             if arg in PSEUDO:
                 return PSEUDO[arg]
+            param = template.get("Parameters", {}).get(arg)
+            if param is not None and param.get("Type") == "CommaDelimitedList":  # ARNs, as its description says
+                return [f"arn:{PARTITION}:iam::{ACCOUNT}:role/{STACK}-{arg}"]
             if arg in PARAMS:
                 return PARAMS[arg]
             res = resources.get(arg, {})
@@ -203,6 +207,12 @@ def resolve(value):
         if tag in ("!GetAtt", "Fn::GetAtt"):
             lid = arg.split(".")[0] if isinstance(arg, str) else arg[0]
             return ARN_OF[resources[lid]["Type"]](lid)
+        if tag in ("!Join", "Fn::Join"):
+            sep, items = arg
+            return sep.join(str(v) for v in resolve(items))
+        if tag in ("!Split", "Fn::Split"):
+            sep, text = arg
+            return resolve(text).split(sep)
         if tag in ("!Sub", "Fn::Sub"):
             text = arg if isinstance(arg, str) else arg[0]
             return re.sub(r"\$\{([^}]+)\}", lambda m: PSEUDO.get(m.group(1), PARAMS.get(m.group(1), m.group(1))), text)
@@ -219,6 +229,10 @@ for lid, res in resources.items():
         documents.append((f"{lid} (key policy)", "resource", props["KeyPolicy"]))
     elif res["Type"] in ("AWS::SNS::TopicPolicy", "AWS::SQS::QueuePolicy"):
         documents.append((f"{lid}", "resource", props["PolicyDocument"]))
+    elif res["Type"] == "AWS::IAM::ManagedPolicy":
+        documents.append((f"{lid} (managed policy)", "identity", props["PolicyDocument"]))
+    elif res["Type"] == "AWS::DynamoDB::Table" and "ResourcePolicy" in props:
+        documents.append((f"{lid} (resource policy)", "resource", props["ResourcePolicy"]["PolicyDocument"]))
     elif res["Type"] == "AWS::IAM::Policy":  # issue 11: policies attached to roles made elsewhere
         documents.append((f"{lid}/{props['PolicyName']}", "identity", props["PolicyDocument"]))
     elif res["Type"] == "AWS::Events::EventBus" and "Policy" in props:  # issue 11: the central bus

@@ -29,7 +29,15 @@ def account(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("AWS_REGION", "us-east-1")
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
-    for var in ("KEYGUARD_MODE", "KEYGUARD_PROTECTED_PRINCIPALS", "KEYGUARD_CREATE_ACCESS_KEY_RESPONSE"):
+    for var in (
+        "KEYGUARD_MODE",
+        "KEYGUARD_PROTECTED_PRINCIPALS",
+        "KEYGUARD_CREATE_ACCESS_KEY_RESPONSE",
+        "KEYGUARD_EXEMPT_PRINCIPALS",
+        "KEYGUARD_EXEMPT_TAG_KEY",
+        "KEYGUARD_LEDGER_TABLE",
+        "KEYGUARD_DENY_ALL_POLICY_ARN",
+    ):
         monkeypatch.delenv(var, raising=False)
     with emulated_account() as env:
         yield env
@@ -75,3 +83,14 @@ def deliver_and_investigate(env: Any, event: dict[str, Any], mode: str = "enforc
     rules = emulator.route(seeded.event, emulator.load_rules())
     invocations = [emulator.invoke(env, rule, seeded.event, mode) for rule in rules]
     return seeded, invocations + emulator.investigate_queued(env, mode)
+
+
+@pytest.fixture
+def iam_quotas(account: Any) -> Iterator[Any]:
+    """IAM's quotas (moto enforces none) on every IAM client of the account, the handlers' included:
+    keyguard.local.quotas. `.refused` lists what IAM would have refused."""
+    from keyguard.local import quotas
+
+    installed = quotas.install(account.clients)
+    yield installed
+    installed.uninstall()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar
@@ -36,6 +36,7 @@ class ActionResult:
     status: Status
     detail: str = ""
     error_code: str | None = None
+    facts: dict[str, str] = field(default_factory=dict, compare=False)  # what the call found (verification)
 
     def line(self) -> str:
         text = f"{self.action} {self.target}: {self.status.value}"
@@ -70,6 +71,7 @@ class Action:
     name: ClassVar[str]
     permissions: ClassVar[tuple[str, ...]]
     records: ClassVar[bool] = False  # True: writes down what was done; skipped when containment failed
+    verifies: ClassVar[bool] = False  # True: reads IAM back; runs even when a layer failed
     service: ClassVar[str] = "iam"  # the client run() is given
     target: str
 
@@ -81,7 +83,7 @@ class Action:
 
     def run(self, iam: Any) -> ActionResult:
         try:
-            self._call(iam)
+            found = self._call(iam)
         except Exception as e:  # reported, never swallowed: the engine raises after notifying
             from keyguard.aws import error_code
 
@@ -89,12 +91,15 @@ class Action:
             if code is None:
                 code = type(e).__name__
             return self._on_error(code, str(e))
+        if isinstance(found, ActionResult):
+            return found
         return ActionResult(self.name, self.target, Status.DONE)
 
     def _on_error(self, code: str, message: str) -> ActionResult:
         return ActionResult(self.name, self.target, Status.FAILED, f"{code}: {message}"[:300], code)
 
-    def _call(self, iam: Any) -> None:  # pragma: no cover - abstract
+    def _call(self, iam: Any) -> ActionResult | None:  # pragma: no cover - abstract
+        """Make the call; return None for DONE, or the result itself (already done, verified...)."""
         raise NotImplementedError
 
 
@@ -132,6 +137,138 @@ class QuarantineUser(Action):
         iam.put_user_policy(
             UserName=self.user, PolicyName=QUARANTINE_POLICY, PolicyDocument=json.dumps(deny_all_policy())
         )
+
+
+BOUNDARY_LAYER = "deny-all-boundary"
+
+
+@dataclass(frozen=True)
+class BoundUser(Action):
+    """The stack's deny-all managed policy as the user's permissions boundary: the layer a key holder
+    cannot fill beforehand (a user has one boundary slot, and PutUserPermissionsBoundary replaces it; the
+    inline policy budget of 2,048 characters can be pre-filled). An explicit deny in a boundary also stops
+    what resource policies grant the user. A boundary it replaces is kept in `facts` for the ledger, so
+    that `keyguard release` can restore it."""
+
+    user: str
+    policy_arn: str
+    name: ClassVar[str] = BOUNDARY_LAYER
+    permissions: ClassVar[tuple[str, ...]] = ("iam:GetUser", "iam:PutUserPermissionsBoundary")
+
+    @property
+    def target(self) -> str:  # type: ignore[override]
+        return f"user {self.user} (boundary {self.policy_arn.rsplit('/', 1)[-1]})"
+
+    def _call(self, iam: Any) -> ActionResult | None:
+        found = iam.get_user(UserName=self.user)["User"]
+        current = (found.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
+        facts = {"uniqueId": found.get("UserId", "")}
+        if current == self.policy_arn:
+            return ActionResult(self.name, self.target, Status.ALREADY_DONE, "already the boundary", facts=facts)
+        iam.put_user_permissions_boundary(UserName=self.user, PermissionsBoundary=self.policy_arn)
+        if current:
+            facts["replacedBoundary"] = current
+            return ActionResult(self.name, self.target, Status.DONE, f"replaced boundary {current}", facts=facts)
+        return ActionResult(self.name, self.target, Status.DONE, facts=facts)
+
+
+@dataclass(frozen=True)
+class VerifyUser(Action):
+    """Read IAM back after acting: the outcome is `contained` only when IAM shows it. Checks the key's
+    status, keyguard's inline policy document and the boundary, whichever the plan put there."""
+
+    user: str
+    key_id: str | None = None
+    policy: str | None = None  # keyguard's inline policy the plan wrote
+    document: str | None = None  # ... and its document (json.dumps)
+    boundary_arn: str | None = None
+    name: ClassVar[str] = "verify"
+    permissions: ClassVar[tuple[str, ...]] = ("iam:GetUser", "iam:ListAccessKeys", "iam:GetUserPolicy")
+    verifies: ClassVar[bool] = True
+
+    @property
+    def target(self) -> str:  # type: ignore[override]
+        return f"user {self.user}"
+
+    def _call(self, iam: Any) -> ActionResult | None:
+        shown, missing, facts = [], [], {}
+        found = iam.get_user(UserName=self.user)["User"]  # also IAM's unique id, for the ledger
+        facts["uniqueId"] = found.get("UserId", "")
+        facts["arn"] = found.get("Arn", "")
+        boundary = (found.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
+        if self.boundary_arn:
+            name = boundary.rsplit("/", 1)[-1] if boundary else "none"
+            (shown if boundary == self.boundary_arn else missing).append(f"boundary {name}")
+        if self.key_id:
+            keys = iam.list_access_keys(UserName=self.user)["AccessKeyMetadata"]
+            status = next((k["Status"] for k in keys if k["AccessKeyId"] == self.key_id), "absent")
+            (shown if status in ("Inactive", "absent") else missing).append(f"key {self.key_id} {status}")
+        if self.policy:
+            try:
+                doc = iam.get_user_policy(UserName=self.user, PolicyName=self.policy)["PolicyDocument"]
+            except Exception as e:
+                from keyguard.aws import error_code
+
+                if error_code(e) != NOT_FOUND:
+                    raise
+                doc = None
+            if doc is None:
+                missing.append(f"policy {self.policy} ({NOT_FOUND})")
+            elif _same_document(doc, self.document):
+                shown.append(f"policy {self.policy} as written")
+            else:
+                missing.append(f"policy {self.policy} changed")
+        if missing:
+            detail = f"IAM does not show: {', '.join(missing)}" + (f" (shows: {', '.join(shown)})" if shown else "")
+            return ActionResult(self.name, self.target, Status.FAILED, detail, "NotContained", facts=facts)
+        return ActionResult(self.name, self.target, Status.DONE, f"IAM shows: {', '.join(shown)}", facts=facts)
+
+
+@dataclass(frozen=True)
+class VerifyRole(Action):
+    """Read back the role's session revocation (the policy document keyguard wrote)."""
+
+    role: str
+    policy: str
+    document: str
+    name: ClassVar[str] = "verify"
+    permissions: ClassVar[tuple[str, ...]] = ("iam:GetRolePolicy",)
+    verifies: ClassVar[bool] = True
+
+    @property
+    def target(self) -> str:  # type: ignore[override]
+        return f"role {self.role}"
+
+    def _call(self, iam: Any) -> ActionResult | None:
+        doc = iam.get_role_policy(RoleName=self.role, PolicyName=self.policy)["PolicyDocument"]
+        if not _same_document(doc, self.document):
+            return ActionResult(
+                self.name, self.target, Status.FAILED, f"IAM shows another {self.policy} document", "NotContained"
+            )
+        return ActionResult(self.name, self.target, Status.DONE, f"IAM shows: policy {self.policy} as written")
+
+    def _on_error(self, code: str, message: str) -> ActionResult:
+        if code in ("UnmodifiableEntity", NOT_FOUND):  # nothing was revoked there (the revocation said why)
+            return ActionResult(self.name, self.target, Status.SKIPPED, f"{code}: nothing to verify", code)
+        return super()._on_error(code, message)
+
+
+def _same_document(found: Any, written: str | None) -> bool:
+    """IAM returns policy documents URL-encoded (botocore decodes some, moto others): compare as JSON."""
+    from urllib.parse import unquote
+
+    def load(doc: Any) -> Any:
+        if isinstance(doc, str):
+            try:
+                return json.loads(doc)
+            except ValueError:
+                return json.loads(unquote(doc))
+        return doc
+
+    try:
+        return written is not None and load(found) == json.loads(written)
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -233,6 +370,9 @@ class RecordOnRole(Action):
 ALL_ACTIONS: tuple[type[Action], ...] = (
     DeactivateAccessKey,
     QuarantineUser,
+    BoundUser,
+    VerifyUser,
+    VerifyRole,
     RevokeUserSessions,
     RevokeRoleSessions,
     RecordOnUser,

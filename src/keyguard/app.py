@@ -34,11 +34,19 @@ class Runtime:
         self._settings = settings
         self._clients = clients
         self._notifier: Any = None
+        self._ledger: Any = None
         self._accounts: Any = None  # issue 11: where each incident is acted on (keyguard.org.accounts)
+
+    @property
+    def ledger(self) -> Any:
+        """keyguard's records (its DynamoDB client is made on first use, after the first deny)."""
+        if self._ledger is None:
+            self._ledger = _LazyLedger(self.settings.ledger_table, self.clients)
+        return self._ledger
 
     def reset(self, settings: Settings | None = None, clients: Clients | None = None) -> None:
         """Forget per-container state (tests and the local emulator start a new account)."""
-        self._settings, self._clients, self._notifier = settings, clients, None
+        self._settings, self._clients, self._notifier, self._ledger = settings, clients, None, None
         self._accounts = None
         if self.metrics is not None:
             self.metrics.clear_metrics()  # with metrics disabled (local runs) nothing flushes them
@@ -85,9 +93,12 @@ class Runtime:
         if self._notifier is not None:
             self._notifier.sent.clear()  # a warm container keeps only this invocation's messages
         # Containment first: every key of the event is contained before anything is recorded or announced.
-        placed = [self.accounts.place(event, i, account) for i in incidents]  # issue 11: each in its own account
+        ledger = self.ledger
+        placed = [self.accounts.place(event, i, account, settings) for i in incidents]  # issue 11: its own account
         responses = [
-            p.refused or respond(p.incident, settings, p.iam, account=p.account, defer_records=True) for p in placed
+            p.refused
+            or respond(p.incident, p.settings or settings, p.iam, account=p.account, defer_records=True, ledger=ledger)
+            for p in placed
         ]
         for p, r in zip(placed, responses, strict=True):
             finish(r, p.iam)
@@ -177,6 +188,27 @@ class Runtime:
     def _log(self, level: str, msg: str, **fields: Any) -> None:
         if self.logger is not None:
             getattr(self.logger, level)(msg, extra=fields)
+
+
+class _LazyLedger:
+    """A Ledger whose DynamoDB client is created on its first read or write: keyguard.ledger and the
+    client are not needed before the first deny, and containment never waits for them."""
+
+    def __init__(self, table: str | None, clients: Clients) -> None:
+        self.table = table
+        self._clients = clients
+        self._ledger: Any = None
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.table)
+
+    def __getattr__(self, name: str) -> Any:
+        if self._ledger is None:
+            from keyguard.ledger import Ledger
+
+            self._ledger = Ledger(self.table, self._clients.get("dynamodb"))
+        return getattr(self._ledger, name)
 
 
 def _account_of(context: Any) -> str | None:

@@ -88,6 +88,7 @@ class Incident:
     evidence: Evidence = field(default_factory=Evidence)
     principal_id: str | None = None
     observed_at: datetime | None = None  # the EventBridge envelope's time: stable across redeliveries
+    actor_arn: str | None = None  # who made the call the event records (CloudTrail userIdentity.arn)
 
     @property
     def incident_id(self) -> str:

@@ -16,7 +16,7 @@ from keyguard.operator.audit import AUDIT_PERMISSIONS
 from keyguard.org.credentials import ASSUME_PERMISSIONS
 from keyguard.org.directory import DIRECTORY_PERMISSIONS
 from keyguard.plan import possible_actions
-from keyguard.respond import EXEMPTION_PERMISSIONS, LOOKUP_OWNER_PERMISSIONS
+from keyguard.respond import EXEMPTION_PERMISSIONS, LOOKUP_OWNER_PERMISSIONS, RecordInLedger
 
 # template.yaml logical ids of the functions, per trigger
 FUNCTIONS = {
@@ -44,11 +44,15 @@ PLATFORM_PERMISSIONS = frozenset(
 )
 
 
+# The containment functions write keyguard's ledger (its table; keyguard.ledger) after the deny.
+LEDGER_SOURCES = frozenset({Source.GUARDDUTY, Source.HEALTH, Source.CREATE_ACCESS_KEY})
+
+
 def iam_permissions(source: Source) -> frozenset[str]:
     actions = list(possible_actions(source))
     if source is Source.INVESTIGATION:
         actions += FOLLOW_UP_ACTIONS
-    perms = {p for action in actions for p in action.permissions}
+    perms = {p for action in actions for p in action.permissions if p.startswith("iam:")}
     perms.update(LOOKUP_OWNER_PERMISSIONS)
     if source is Source.CREATE_ACCESS_KEY:
         perms.update(EXEMPTION_PERMISSIONS)
@@ -63,6 +67,8 @@ def opt_in(parameter: str) -> frozenset[str]:
 def required(source: Source) -> frozenset[str]:
     """Every permission the function's role needs (IAM work, notification, de-duplication, hand-off)."""
     perms = iam_permissions(source) | frozenset(NOTIFY_PERMISSIONS) | frozenset(DEDUP_PERMISSIONS)
+    if source in LEDGER_SOURCES:
+        perms |= frozenset(RecordInLedger.permissions)
     if source is Source.INVESTIGATION:
         return perms | UNSCOPABLE_READS | CONSUME_PERMISSIONS
     return perms | frozenset(HANDOFF_PERMISSIONS)

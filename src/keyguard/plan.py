@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from keyguard.actions import (
+    QUARANTINE_POLICY,
+    REVOKE_SESSIONS_POLICY,
     TAG_PREFIX,
     Action,
+    BoundUser,
     DeactivateAccessKey,
     QuarantineUser,
     RecordOnRole,
     RecordOnUser,
     RevokeRoleSessions,
     RevokeUserSessions,
+    VerifyRole,
+    VerifyUser,
+    deny_all_policy,
+    revoke_sessions_policy,
     tag_value,
 )
 from keyguard.incident import Incident, Kind, PrincipalType, Source, is_long_term
@@ -78,16 +86,44 @@ def triage(incident: Incident, settings: Settings, account: str | None = None) -
     return protection(incident, incident.principal_name, settings)
 
 
-def protection(incident: Incident, name: str | None, settings: Settings) -> tuple[Outcome, str] | None:
-    """Principals keyguard never acts on."""
-    if name and settings.is_protected(name):
+def principal_kind(incident: Incident) -> str:
+    """ "role" for role sessions; "user" for users' keys (also when the event names no owner: IAM's owner of
+    a long-term key is always a user)."""
+    return "role" if incident.principal_type is PrincipalType.ASSUMED_ROLE else "user"
+
+
+def protection(
+    incident: Incident, name: str | None, settings: Settings, unique_id: str | None = None
+) -> tuple[Outcome, str] | None:
+    """Principals keyguard never acts on, matched by kind and name, ARN or unique id (a user is never
+    protected by a role's name)."""
+    kind = principal_kind(incident)
+    uid = unique_id or _unique_id(incident, name)
+    if name and settings.is_protected(kind, name, unique_id=uid):
         return (
             Outcome.PROTECTED,
-            f"{name} is a protected principal (ProtectedPrincipals or keyguard's own role).",
+            f"{kind} {name} is a protected principal (ProtectedPrincipals or keyguard's own role).",
         )
     if incident.principal_type is PrincipalType.ASSUMED_ROLE and name and name.startswith(SERVICE_LINKED_PREFIX):
         return Outcome.PROTECTED, f"{name} is a service-linked role: keyguard never changes those."
     return None
+
+
+def _unique_id(incident: Incident, name: str | None) -> str | None:
+    """IAM's unique id from the event (GuardDuty principalId: AIDA... for a user, AROA...:session for a
+    role), when it is the principal's and the event names this principal."""
+    pid = (incident.principal_id or "").split(":", 1)[0]
+    if not pid or name != incident.principal_name:
+        return None
+    return pid if pid.startswith(("AIDA", "AROA")) else None
+
+
+def created_by_someone_else(incident: Incident, owner: str) -> bool:
+    """A new key made for `owner` by another principal (CloudTrail's userIdentity is not the owner)."""
+    if incident.kind is not Kind.NEW_KEY:
+        return False
+    actor = incident.actor_arn or ""
+    return not (":user/" in actor and actor.rsplit("/", 1)[-1].lower() == owner.lower())
 
 
 def owner_is_verifiable(incident: Incident) -> bool:
@@ -95,21 +131,49 @@ def owner_is_verifiable(incident: Incident) -> bool:
     return incident.principal_type in (PrincipalType.IAM_USER, PrincipalType.UNKNOWN) and is_long_term(incident.key_id)
 
 
-def plan_actions(incident: Incident, owner: str, now: datetime) -> list[Action]:
-    """The ordered containment for an incident whose principal is known (verified for long-term keys),
-    then the record of it on the principal (tags), which comes after the deny."""
+def plan_actions(
+    incident: Incident,
+    owner: str,
+    now: datetime,
+    *,
+    boundary_arn: str | None = None,
+    protected_owner: bool = False,
+) -> list[Action]:
+    """The ordered containment for an incident whose principal is known (verified for long-term keys):
+    the layers (the key's deactivation and the first deny first), then IAM read back, then the record of it
+    on the principal (tags, a mirror of the ledger for humans), which comes after the deny.
+
+    `boundary_arn`: the stack's deny-all policy, put as the user's permissions boundary (a layer the key
+    holder cannot pre-fill). `protected_owner`: a new key made for a protected principal by someone else:
+    the key is deactivated and the principal itself is left untouched (no policy, no tags)."""
     record = containment_tags(incident, now)
     if incident.principal_type is PrincipalType.ASSUMED_ROLE:
-        return [RevokeRoleSessions(owner, role_cutoff(incident, now)), RecordOnRole(owner, record)]
+        revoke = RevokeRoleSessions(owner, role_cutoff(incident, now))
+        verify = VerifyRole(owner, REVOKE_SESSIONS_POLICY, json.dumps(revoke_sessions_policy(revoke.before)))
+        return [revoke, verify, RecordOnRole(owner, record)]
+    deny = json.dumps(deny_all_policy())
+    bound = [BoundUser(owner, boundary_arn)] if boundary_arn else []
     if not is_long_term(incident.key_id):
         # A user's session credentials (GetSessionToken): the key that minted them is unknown, so deny
         # everything the user can do until a human rotates the user's keys.
-        return [QuarantineUser(owner), RecordOnUser(owner, record)]
+        verify = VerifyUser(owner, None, QUARANTINE_POLICY, deny, boundary_arn)
+        return [QuarantineUser(owner), *bound, verify, RecordOnUser(owner, record)]
     if incident.kind is Kind.NEW_KEY:
         key = DeactivateAccessKey(owner, incident.key_id)
-        return [key, RevokeUserSessions(owner, now), RecordOnUser(owner, record)]
+        if protected_owner:
+            return [key, VerifyUser(owner, incident.key_id)]
+        revoke = RevokeUserSessions(owner, now)
+        verify = VerifyUser(owner, incident.key_id, REVOKE_SESSIONS_POLICY, json.dumps(revoke_sessions_policy(now)))
+        return [key, revoke, verify, RecordOnUser(owner, record)]
     leaked = ((f"{TAG_PREFIX}leaked:{incident.key_id}", _stamp(now)),)
-    return [DeactivateAccessKey(owner, incident.key_id), QuarantineUser(owner), RecordOnUser(owner, record + leaked)]
+    verify = VerifyUser(owner, incident.key_id, QUARANTINE_POLICY, deny, boundary_arn)
+    return [
+        DeactivateAccessKey(owner, incident.key_id),
+        QuarantineUser(owner),
+        *bound,
+        verify,
+        RecordOnUser(owner, record + leaked),
+    ]
 
 
 FRESH = timedelta(minutes=15)
@@ -141,14 +205,15 @@ def _stamp(now: datetime) -> str:
 
 def possible_actions(source: Source) -> tuple[type[Action], ...]:
     """Every action plan_actions can choose for a trigger: what its function's role must be allowed."""
+    user = (DeactivateAccessKey, QuarantineUser, BoundUser, VerifyUser, RecordOnUser)
     if source is Source.GUARDDUTY:
-        return (DeactivateAccessKey, QuarantineUser, RevokeRoleSessions, RecordOnUser, RecordOnRole)
+        return (*user, RevokeRoleSessions, VerifyRole, RecordOnRole)
     if source is Source.HEALTH:
-        return (DeactivateAccessKey, QuarantineUser, RecordOnUser)
+        return user
     if source is Source.CREATE_ACCESS_KEY:
-        return (DeactivateAccessKey, RevokeUserSessions, RecordOnUser)
+        return (DeactivateAccessKey, RevokeUserSessions, VerifyUser, RecordOnUser)
     if source is Source.INVESTIGATION:  # keys the leaked key created (users and roles: investigate.core)
-        return (DeactivateAccessKey, QuarantineUser, RecordOnUser)
+        return user
     if source is Source.MANUAL:  # a leaked long-term key named by an operator; the owner IAM names
-        return (DeactivateAccessKey, QuarantineUser, RecordOnUser)
+        return user
     raise ValueError(f"no actions declared for source {source}")

@@ -1,19 +1,41 @@
-"""The engine: verify the owner, run the plan, containment first. Notification comes after, elsewhere."""
+"""The engine: verify the owner, run the plan, containment first. Notification comes after, elsewhere.
+
+Order, for a leaked key: deactivate exactly that key, deny-all inline policy, deny-all permissions
+boundary (each layer runs even when another failed, so that one full inline budget leaves the boundary),
+read IAM back (the outcome is `contained` only when IAM shows it), then the records: the ledger
+(keyguard's own table) and the tags that mirror it for humans."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
-from keyguard.actions import NOT_FOUND, TAG_PREFIX, Action, ActionResult, DeactivateAccessKey, Status, tag_value
+from keyguard.actions import (
+    BOUNDARY_LAYER,
+    NOT_FOUND,
+    TAG_PREFIX,
+    Action,
+    ActionResult,
+    DeactivateAccessKey,
+    RevokeUserSessions,
+    Status,
+)
 from keyguard.aws import error_code
 from keyguard.incident import Incident, Kind
-from keyguard.plan import Outcome, owner_is_verifiable, plan_actions, protection, triage
+from keyguard.plan import (
+    Outcome,
+    created_by_someone_else,
+    owner_is_verifiable,
+    plan_actions,
+    principal_kind,
+    protection,
+    triage,
+)
 from keyguard.settings import Settings
 
 LOOKUP_OWNER_PERMISSIONS = ("iam:GetAccessKeyLastUsed",)
-EXEMPTION_PERMISSIONS = ("iam:ListUserTags",)
+EXEMPTION_PERMISSIONS = ("iam:ListUserTags",)  # only with the opt-in ExemptTagKey
 
 
 @dataclass
@@ -30,6 +52,7 @@ class Response:
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
     pending: list[Action] = field(default_factory=list)  # records held back by respond(defer_records=True)
     first_contained: datetime | None = None  # when this incident was first contained (a redelivery)
+    notes: list[str] = field(default_factory=list)  # what a human should know beside the results
     _actions: list[Action] = field(default_factory=list, repr=False)
 
     @property
@@ -47,6 +70,34 @@ class _OwnerLookupFailed(Exception):
         self.result = result
 
 
+@dataclass(frozen=True)
+class RecordInLedger(Action):
+    """Write the containment into keyguard's ledger: the record every later decision reads (release,
+    redeliveries, the tamper watch). Built by the engine from what the layers did."""
+
+    ledger: Any
+    response: Any
+    actor: str
+    why: str
+    name: ClassVar[str] = "ledger"
+    permissions: ClassVar[tuple[str, ...]] = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
+    records: ClassVar[bool] = True
+    service: ClassVar[str] = "dynamodb"
+
+    @property
+    def target(self) -> str:  # type: ignore[override]
+        return f"{principal_kind(self.response.incident)} {self.response.owner}"
+
+    def run(self, iam: Any) -> ActionResult:
+        from keyguard.ledger import LedgerError
+
+        try:
+            event = _write_ledger(self.ledger, self.response, self.actor, self.why)
+        except LedgerError as e:
+            return ActionResult(self.name, self.target, Status.FAILED, str(e)[:300], "LedgerError")
+        return ActionResult(self.name, self.target, Status.DONE, event)
+
+
 def respond(
     incident: Incident,
     settings: Settings,
@@ -55,11 +106,16 @@ def respond(
     account: str | None = None,
     now: datetime | None = None,
     defer_records: bool = False,
+    ledger: Any = None,
+    actor: str | None = None,
+    reason: str | None = None,
 ) -> Response:
     """Contain one incident. Never raises for AWS errors: they are results; the caller raises after notifying.
 
-    With defer_records, the actions that only write down what was done (tags) are left in
-    `response.pending` for `finish()`: an event naming many keys then denies them all first."""
+    With defer_records, the actions that read IAM back or write down what was done (verification, ledger,
+    tags) are left in `response.pending` for `finish()`: an event naming many keys then denies them all first.
+    `ledger`: keyguard.ledger.Ledger (None: no ledger; the tags are then the only record). `actor` and
+    `reason` go into the ledger as given (the operator's own words for `keyguard contain`)."""
     now = now or datetime.now(UTC)
     response = Response(incident, Outcome.FAILED, dry_run=settings.dry_run, at=now)
     early = triage(incident, settings, account)
@@ -67,7 +123,7 @@ def respond(
         response.outcome, response.reason = early
         return response
     try:
-        return _contain(incident, settings, iam, now, response, defer_records)
+        return _contain(incident, settings, iam, now, response, defer_records, ledger, actor, reason)
     except _OwnerLookupFailed as e:
         response.results.append(e.result)
         response.outcome = Outcome.FAILED
@@ -76,7 +132,15 @@ def respond(
 
 
 def _contain(
-    incident: Incident, settings: Settings, iam: Any, now: datetime, response: Response, defer_records: bool
+    incident: Incident,
+    settings: Settings,
+    iam: Any,
+    now: datetime,
+    response: Response,
+    defer_records: bool,
+    ledger: Any,
+    actor: str | None,
+    reason: str | None,
 ) -> Response:
     named = incident.principal_name
     verified = False
@@ -86,10 +150,14 @@ def _contain(
         owner, verified = _lookup_owner(iam, incident.key_id), True
     else:
         owner = named  # tentative: deactivating with this name proves it (NoSuchEntity otherwise)
-    if _stopped_for(response, incident, owner, settings, iam):
+    protected_owner = _stopped_for(response, incident, owner, settings, iam)
+    if protected_owner is None:
         return response
 
-    actions = plan_actions(incident, owner, response.first_contained or now)
+    def plan(who: str, protected: bool) -> list[Action]:
+        return plan_actions(incident, who, now, boundary_arn=settings.deny_all_policy_arn, protected_owner=protected)
+
+    actions = plan(owner, protected_owner)  # type: ignore[arg-type]
     if settings.dry_run:
         response.results = [a.dry_run() for a in actions]
         response.outcome, response.reason = Outcome.WOULD_CONTAIN, "Dry-run: nothing was changed."
@@ -99,66 +167,132 @@ def _contain(
     if isinstance(actions[0], DeactivateAccessKey) and result.error_code == NOT_FOUND and not verified:
         # The named user does not own the key (or does not exist): IAM says who does.
         owner = _lookup_owner(iam, incident.key_id)
-        if _stopped_for(response, incident, owner, settings, iam):
+        protected_owner = _stopped_for(response, incident, owner, settings, iam)
+        if protected_owner is None:
             return response
-        actions = plan_actions(incident, owner, response.first_contained or now)
+        actions = plan(owner, protected_owner)  # type: ignore[arg-type]
         result = actions[0].run(iam)
     elif result.error_code == NOT_FOUND and not owner_is_verifiable(incident):
         # session credentials of a user or role that does not exist (any more): nothing to contain
         response.results = [replace(result, status=Status.SKIPPED, detail=f"{result.detail[:120]}: not found")]
         return _not_found(response)
     response.results = [result]
+    if incident.kind is Kind.NEW_KEY and ledger is not None and getattr(ledger, "enabled", False):
+        actions = _keep_first_cutoff(actions, response, ledger)  # after the deactivation: never before it
+    if ledger is not None and getattr(ledger, "enabled", False):
+        why = reason or f"{incident.source.value} {incident.finding_type} {incident.key_id}"
+        record = RecordInLedger(ledger, response, actor or f"keyguard/{incident.source.value}", why)
+        actions.insert(_first_record(actions), record)
     response._actions = actions
     for action in actions[1:]:
-        if action.records and not any(r.status is Status.DONE for r in response.results):
-            # never write down a containment that did not happen (failed, or nothing there to contain)
-            why = "containment failed: not recorded" if response.failures else "nothing was contained: not recorded"
-            response.results.append(ActionResult(action.name, action.target, Status.SKIPPED, why))
-        elif action.records and response.failures:
-            skipped = ActionResult(action.name, action.target, Status.SKIPPED, "containment failed: not recorded")
-            response.results.append(skipped)
-        elif action.records and defer_records:
-            response.pending.append(action)
+        if (action.records or action.verifies) and defer_records:
+            response.pending.append(action)  # after every key of the event is denied
         else:
-            response.results.append(action.run(iam))
+            response.results.append(_run_or_skip(action, response, iam))
     return _conclude(response, incident, actions)
+
+
+def _run_or_skip(action: Action, response: Response, iam: Any) -> ActionResult:
+    """Layers always run (one failed layer leaves the others); verification needs something to read back;
+    records never write down a containment that did not happen."""
+    done = [r for r in response.results if r.status in (Status.DONE, Status.ALREADY_DONE)]
+    if action.verifies and not [r for r in done if r.action != "verify"]:
+        return ActionResult(action.name, action.target, Status.SKIPPED, "nothing to verify")
+    if action.records and not any(r.status is Status.DONE for r in response.results):
+        why = "containment failed: not recorded" if response.failures else "nothing was contained: not recorded"
+        return ActionResult(action.name, action.target, Status.SKIPPED, why)
+    if action.records and response.failures and not isinstance(action, RecordInLedger):
+        # the tags mirror only a whole containment; the ledger keeps what holds, failures included
+        return ActionResult(action.name, action.target, Status.SKIPPED, "containment failed: not recorded")
+    return action.run(iam)
+
+
+def _first_record(actions: list[Action]) -> int:
+    return next((n for n, a in enumerate(actions) if a.records), len(actions))
+
+
+def _keep_first_cutoff(actions: list[Action], response: Response, ledger: Any) -> list[Action]:
+    """A redelivered new-key event keeps the first containment's cut-off (the ledger's, not a tag the key
+    holder can forge): later sessions the user opened legitimately are not revoked twice over."""
+    from keyguard.ledger import LedgerError
+
+    try:
+        found = ledger.incident(response.incident.incident_id)
+    except LedgerError as e:
+        response.notes.append(f"ledger unreadable ({e}); the session cut-off is now")
+        return actions
+    first = found.first_contained_at if found else None
+    if first is None or first > response.at:
+        return actions
+    response.first_contained = first
+    return [replace(a, before=first) if isinstance(a, RevokeUserSessions) else _verify_at(a, first) for a in actions]
+
+
+def _verify_at(action: Action, first: datetime) -> Action:
+    from keyguard.actions import REVOKE_SESSIONS_POLICY, VerifyUser, revoke_sessions_policy
+
+    if isinstance(action, VerifyUser) and action.policy == REVOKE_SESSIONS_POLICY:
+        import json
+
+        return replace(action, document=json.dumps(revoke_sessions_policy(first)))
+    return action
 
 
 def finish(response: Response, iam: Any) -> Response:
     """Run the records respond(defer_records=True) held back, and conclude again."""
     while response.pending:
-        response.results.append(response.pending.pop(0).run(iam))
+        response.results.append(_run_or_skip(response.pending.pop(0), response, iam))
     if response._actions:
         _conclude(response, response.incident, response._actions)
     return response
 
 
-def _stopped_for(response: Response, incident: Incident, owner: str | None, settings: Settings, iam: Any) -> bool:
-    """Record the owner (noting a mismatch with the event); True when keyguard must not act on it:
-    the key is in no user of this account, or the owner is protected or exempt."""
+def _stopped_for(
+    response: Response, incident: Incident, owner: str | None, settings: Settings, iam: Any
+) -> bool | None:
+    """Record the owner (noting a mismatch with the event). None when keyguard must not act on it (the key
+    is in no user of this account, or the owner is protected or exempt); else whether the owner is a
+    protected principal whose new key someone else made (deactivate the key, leave the principal)."""
     if owner is None:
         _not_found(response)
-        return True
+        return None
     response.owner = owner
     named = incident.principal_name
     if named and named != owner:
         response.owner_note = f"the event named user {named!r}, but IAM says the key belongs to {owner!r}"
-    stop = protection(incident, owner, settings) or _exemption(response, incident, owner, settings, iam)
+    stop = protection(incident, owner, settings)
+    if stop and created_by_someone_else(incident, owner):
+        creator = incident.actor_arn or "an unknown caller"
+        response.notes.append(
+            f"{owner} is a protected principal; {creator} made this key for it. The key is deactivated and "
+            f"{owner} itself is left untouched: a human must find out why {creator} did this."
+        )
+        return True
+    stop = stop or _exemption(incident, owner, settings, iam)
     if stop:
         response.outcome, response.reason = stop
-    return stop is not None
+        return None
+    return False
 
 
 def _conclude(response: Response, incident: Incident, actions: list[Action]) -> Response:
+    _mirror_is_not_the_record(response)
     if response.failures:
-        names = ", ".join(r.action for r in response.failures)
-        response.outcome, response.reason = (
-            Outcome.FAILED,
-            f"Containment failed: {names}. keyguard will retry.",
-        )
+        names = ", ".join(dict.fromkeys(r.action for r in response.failures))
+        holding = [r.action for r in response.results if r.status in (Status.DONE, Status.ALREADY_DONE)]
+        holding = [a for a in holding if a not in ("verify", "record", "ledger")]
+        response.outcome = Outcome.FAILED
+        response.reason = f"Containment failed: {names}. keyguard will retry."
+        if holding:
+            response.reason += f" Holding meanwhile: {', '.join(dict.fromkeys(holding))}."
     elif all(r.status is Status.SKIPPED for r in response.results):
         response.outcome = Outcome.NOT_FOUND
         response.reason = "; ".join(r.detail for r in response.results)
+    elif incident.kind is Kind.NEW_KEY and any(
+        n.startswith(f"{response.owner} is a protected") for n in response.notes
+    ):
+        response.outcome = Outcome.CONTAINED
+        response.reason = "New long-lived access key for a protected principal, made by someone else: deactivated."
     elif incident.kind is Kind.NEW_KEY:
         response.outcome = Outcome.CONTAINED
         response.reason = "New long-lived access key: deactivated; sessions minted from it revoked."
@@ -167,8 +301,22 @@ def _conclude(response: Response, incident: Incident, actions: list[Action]) -> 
         response.reason = "Role credentials in use from elsewhere: every session issued before now is denied."
     else:
         response.outcome = Outcome.CONTAINED
-        response.reason = "Leaked access key: deactivated; the user is quarantined with a deny-all policy."
+        bound = " and a deny-all permissions boundary" if any(a.name == BOUNDARY_LAYER for a in actions) else ""
+        response.reason = f"Leaked access key: deactivated; the user is quarantined with a deny-all policy{bound}."
     return response
+
+
+def _mirror_is_not_the_record(response: Response) -> None:
+    """With a ledger, the tags are a mirror for humans: a key holder who filled the user's 50 tags makes the
+    mirror fail, not the containment."""
+    recorded = any(r.action == "ledger" and r.status is Status.DONE for r in response.results)
+    if not recorded:
+        return
+    for n, r in enumerate(response.results):
+        if r.action == "record" and r.status is Status.FAILED:
+            response.results[n] = replace(
+                r, status=Status.SKIPPED, detail=f"tag mirror not written ({r.detail[:160]}); the ledger holds it"
+            )
 
 
 def _not_found(response: Response) -> Response:
@@ -188,12 +336,15 @@ def _lookup_owner(iam: Any, key_id: str) -> str | None:
         raise _OwnerLookupFailed(ActionResult("lookup-owner", key_id, Status.FAILED, f"{code}: {e}"[:300], code)) from e
 
 
-def _exemption(
-    response: Response, incident: Incident, user: str, settings: Settings, iam: Any
-) -> tuple[Outcome, str] | None:
-    """New keys of users tagged <ExemptTagKey>=true are reported, not acted on (one call). The same tags
-    say whether this incident was contained before (a redelivery): its cut-off time is then kept."""
+def _exemption(incident: Incident, user: str, settings: Settings, iam: Any) -> tuple[Outcome, str] | None:
+    """New keys of users in ExemptPrincipals (stack configuration) are reported, not acted on. A tag exempts
+    only when the stack opts in (ExemptTagKey): the key holder can tag itself, so that costs one call and
+    the tamper watch treats any change of that tag as suspicious."""
     if incident.kind is not Kind.NEW_KEY:
+        return None
+    if settings.is_exempt("user", user):
+        return Outcome.EXEMPT, f"User {user} is listed in ExemptPrincipals: notify only."
+    if not settings.exempt_tag_key:
         return None
     try:
         tags = iam.list_user_tags(UserName=user).get("Tags", [])
@@ -206,14 +357,48 @@ def _exemption(
         ) from e
     found = {str(t.get("Key")): str(t.get("Value", "")) for t in tags}
     if found.get(settings.exempt_tag_key, "").lower() == "true":
-        return Outcome.EXEMPT, f"User {user} is tagged {settings.exempt_tag_key}=true: notify only."
-    if found.get(f"{TAG_PREFIX}incident") == tag_value(incident.incident_id):
-        response.first_contained = _parse_stamp(found.get(f"{TAG_PREFIX}contained-at"))
+        return (
+            Outcome.EXEMPT,
+            f"User {user} is tagged {settings.exempt_tag_key}=true (ExemptTagKey opt-in): notify only.",
+        )
     return None
 
 
-def _parse_stamp(text: str | None) -> datetime | None:
-    try:
-        return datetime.strptime(text or "", "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-    except ValueError:
-        return None
+def _write_ledger(ledger: Any, response: Response, actor: str, why: str) -> str:
+    """The containment as the ledger keeps it: which layers hold (as IAM answered), which keys keyguard
+    deactivated and which leaked, the boundary it replaced, IAM's unique id. Returns the history event."""
+    incident = response.incident
+    kind = principal_kind(incident)
+    held = {r.action for r in response.results if r.status in (Status.DONE, Status.ALREADY_DONE)}
+    layers = sorted(held - {"verify", "record", "ledger"})
+    facts: dict[str, str] = {}
+    for r in response.results:
+        facts.update({k: v for k, v in r.facts.items() if v})
+    keys = [incident.key_id] if "deactivate-key" in held else []
+    leaked = keys if incident.kind is Kind.COMPROMISE else []
+    first = ledger.incident(incident.incident_id)
+    event = "contained" if first is None else "redelivered"
+    ledger.contained(
+        incident_id=incident.incident_id,
+        kind=kind,
+        name=response.owner or "",
+        at=response.at,
+        actor=actor,
+        reason=why,
+        unique_id=facts.get("uniqueId"),
+        layers=layers,
+        keys=keys,
+        leaked_keys=leaked,
+        replaced_boundary=facts.get("replacedBoundary"),
+        event=event,
+        detail={
+            "failures": [r.line() for r in response.failures],
+            "source": incident.source.value,
+            "findingType": incident.finding_type,
+            "sourceId": incident.source_id,
+        },
+    )
+    return event
+
+
+__all__ = ["TAG_PREFIX", "RecordInLedger", "Response", "finish", "respond"]

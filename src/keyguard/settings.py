@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -24,9 +25,12 @@ class Settings:
     idempotency_table: str | None = None
     guardduty_min_severity: float = 4.0
     create_access_key_response: str = CAK_QUARANTINE
-    exempt_tag_key: str = "keyguard:exempt"
-    protected_principals: frozenset[str] = frozenset()
-    own_roles: frozenset[str] = frozenset()
+    exempt_tag_key: str = ""  # opt-in: tags are writable by the key holder, so none exempts by default
+    protected_principals: frozenset[str] = frozenset()  # principal refs (see principal_refs)
+    own_roles: frozenset[str] = frozenset()  # keyguard's own roles' names: protected as roles only
+    exempt_principals: frozenset[str] = frozenset()  # may create access keys (notified, not acted on)
+    ledger_table: str | None = None  # keyguard's own records (keyguard.ledger)
+    deny_all_policy_arn: str | None = None  # the stack's deny-all managed policy: the quarantine boundary
     dedup_ttl_seconds: int = 7 * 24 * 3600
     investigation_queue_url: str | None = None  # containment hands leaked-key incidents on to investigation
     investigation_lookback_days: int = 90  # CloudTrail event history keeps 90 days
@@ -37,12 +41,18 @@ class Settings:
     def dry_run(self) -> bool:
         return self.mode == DRY_RUN
 
-    def is_protected(self, name: str | None) -> bool:
-        """A principal keyguard must never act on: listed by the operator, or one of its own roles."""
-        if not name:
-            return False
-        folded = name.lower()  # IAM names are unique regardless of case
-        return folded in self.protected_principals or folded in self.own_roles
+    def is_protected(self, kind: str, name: str | None, arn: str | None = None, unique_id: str | None = None) -> bool:
+        """A principal keyguard must never act on: listed by the operator, or one of its own roles.
+
+        `kind` is "user" or "role": a user is never protected by a role's name (keyguard's own roles are
+        roles), so renaming a user after a protected role borrows nothing."""
+        if kind == "role" and name and name.lower() in self.own_roles:
+            return True
+        return matches_principal(self.protected_principals, kind, name, arn, unique_id)
+
+    def is_exempt(self, kind: str, name: str | None, arn: str | None = None, unique_id: str | None = None) -> bool:
+        """Listed in ExemptPrincipals (stack configuration, which the key holder cannot write)."""
+        return matches_principal(self.exempt_principals, kind, name, arn, unique_id)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -56,9 +66,7 @@ class Settings:
         severity = _number(env, "KEYGUARD_GUARDDUTY_MIN_SEVERITY", 4.0, float, 0, 10)
         ttl = int(_number(env, "KEYGUARD_DEDUP_TTL_SECONDS", cls.dedup_ttl_seconds, int, 1, None))
         days = int(_number(env, "KEYGUARD_INVESTIGATION_LOOKBACK_DAYS", 90, int, 1, 90))  # CloudTrail keeps 90
-        tag_key = env.get("KEYGUARD_EXEMPT_TAG_KEY", "keyguard:exempt").strip()
-        if not tag_key:
-            raise ConfigError("KEYGUARD_EXEMPT_TAG_KEY must not be empty")
+        tag_key = env.get("KEYGUARD_EXEMPT_TAG_KEY", "").strip()  # empty: no tag exempts anyone
         return cls(
             mode=mode,
             topic_arn=env.get("KEYGUARD_TOPIC_ARN") or None,
@@ -66,14 +74,65 @@ class Settings:
             guardduty_min_severity=severity,
             create_access_key_response=cak,
             exempt_tag_key=tag_key,
-            protected_principals=_names(env.get("KEYGUARD_PROTECTED_PRINCIPALS", "")),
+            protected_principals=principal_refs(env.get("KEYGUARD_PROTECTED_PRINCIPALS", "")),
             own_roles=_names(env.get("KEYGUARD_OWN_ROLES", "")),
+            exempt_principals=principal_refs(env.get("KEYGUARD_EXEMPT_PRINCIPALS", "")),
+            ledger_table=env.get("KEYGUARD_LEDGER_TABLE") or None,
+            deny_all_policy_arn=env.get("KEYGUARD_DENY_ALL_POLICY_ARN") or None,
             dedup_ttl_seconds=ttl,
             investigation_queue_url=env.get("KEYGUARD_INVESTIGATION_QUEUE_URL") or None,
             investigation_lookback_days=days,
             stop_launched_instances=_flag(env, "KEYGUARD_STOP_LAUNCHED_INSTANCES"),
             enforce_imdsv2=_flag(env, "KEYGUARD_ENFORCE_IMDSV2"),
         )
+
+
+_UNIQUE_ID = re.compile(r"A(IDA|ROA)[A-Z0-9]{12,124}")  # IAM unique ids of users (AIDA) and roles (AROA)
+
+
+def principal_refs(raw: str) -> frozenset[str]:
+    """Comma-separated principals, each in one of these forms, to "kind:name" (lower case), "id:ID" or a
+    bare lower-cased name:
+
+    - `user/NAME`, `role/NAME`, or an IAM ARN (`arn:aws:iam::ACCOUNT:user/PATH/NAME`, `...:role/...`):
+      that user, or that role, only;
+    - an assumed-role ARN (`arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION`): the role;
+    - a unique id (`AIDA...` for a user, `AROA...` for a role): that principal under any later name;
+    - a bare `NAME`: a user or a role of that name (kept for compatibility; a key holder who can rename
+      users can take a bare name that was meant for a role, so prefer the typed forms).
+    """
+    out = set()
+    for item in raw.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        if _UNIQUE_ID.fullmatch(item):
+            out.add(f"id:{item}")
+            continue
+        if ":assumed-role/" in item:
+            out.add("role:" + item.split(":assumed-role/", 1)[1].split("/", 1)[0].lower())
+            continue
+        resource = item.split(":", 5)[5] if item.startswith("arn:") and item.count(":") >= 5 else item
+        kind, _, rest = resource.partition("/")
+        if kind in ("user", "role") and rest:
+            out.add(f"{kind}:{rest.rsplit('/', 1)[-1].lower()}")
+        else:
+            out.add(resource.rsplit("/", 1)[-1].lower())
+    return frozenset(out)
+
+
+def matches_principal(
+    refs: frozenset[str], kind: str, name: str | None, arn: str | None = None, unique_id: str | None = None
+) -> bool:
+    """Whether `kind` ("user" | "role") `name` (or its ARN, or its unique id) is one of `refs`."""
+    if unique_id and f"id:{unique_id}" in refs:
+        return True
+    if not name and arn:
+        name = arn.rsplit("/", 1)[-1]
+    if not name:
+        return False
+    folded = name.lower()  # IAM names are unique regardless of case
+    return f"{kind}:{folded}" in refs or folded in refs
 
 
 def _names(raw: str) -> frozenset[str]:

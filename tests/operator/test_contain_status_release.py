@@ -51,6 +51,7 @@ def test_contain_status_release_round_trip(account, cli) -> None:
     assert [(a["action"], a["status"]) for a in doc["actions"]] == [
         ("deactivate-key", "done"),
         ("quarantine-user", "done"),
+        ("verify", "done"),
         ("record", "done"),
     ]
     contained = state(aws)
@@ -262,7 +263,14 @@ def test_contain_uses_the_engine_and_verifies_the_owner_with_iam(account, cli) -
     log = CallLog(aws.iam)
     assert cli("contain", "--key", leaked, "--yes")[0] == 0
     # the command's owner lookup (for the question), then the engine: IAM names the owner, then containment
-    assert log.calls == ["GetAccessKeyLastUsed", "GetAccessKeyLastUsed", "UpdateAccessKey", "PutUserPolicy", "TagUser"]
+    assert log.calls == [
+        "GetAccessKeyLastUsed",
+        "GetAccessKeyLastUsed",
+        "UpdateAccessKey",
+        "PutUserPolicy",
+        *("GetUser", "ListAccessKeys", "GetUserPolicy"),  # IAM read back: contained only when IAM shows it
+        "TagUser",
+    ]
 
 
 def test_contain_respects_protected_principals(account, cli, monkeypatch) -> None:

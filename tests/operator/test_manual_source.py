@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from keyguard.actions import DeactivateAccessKey, QuarantineUser, RecordOnUser
+from keyguard.actions import BoundUser, DeactivateAccessKey, QuarantineUser, RecordOnUser, VerifyUser
 from keyguard.incident import Kind, PrincipalType, Source
 from keyguard.notify import message
 from keyguard.operator.contain import manual_incident, settings_for
@@ -40,7 +40,8 @@ def test_triage_lets_it_through_and_no_severity_threshold_applies() -> None:
 
 
 def test_plan_is_the_leaked_key_plan() -> None:
-    deactivate, quarantine, record = plan_actions(INCIDENT, "alice", NOW)
+    deactivate, quarantine, verify, record = plan_actions(INCIDENT, "alice", NOW)
+    assert isinstance(verify, VerifyUser) and verify.key_id == KEY
     assert (deactivate, quarantine) == (DeactivateAccessKey("alice", KEY), QuarantineUser("alice"))
     assert isinstance(record, RecordOnUser) and dict(record.tags) == {
         "keyguard:contained-at": "2025-03-17T09:41:27Z",
@@ -48,7 +49,13 @@ def test_plan_is_the_leaked_key_plan() -> None:
         "keyguard:reason": f"manual AWS Support case 1234 - by assumed-role/SecurityAdmin/jane@example.com {KEY}",
         f"keyguard:leaked:{KEY}": "2025-03-17T09:41:27Z",
     }
-    assert set(possible_actions(Source.MANUAL)) == {DeactivateAccessKey, QuarantineUser, RecordOnUser}
+    assert set(possible_actions(Source.MANUAL)) == {
+        DeactivateAccessKey,
+        QuarantineUser,
+        BoundUser,
+        VerifyUser,
+        RecordOnUser,
+    }
 
 
 def test_settings_come_from_the_command_not_the_environment() -> None:

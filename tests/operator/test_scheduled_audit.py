@@ -179,6 +179,7 @@ def test_the_handler_imports_without_touching_aws(monkeypatch) -> None:
 def test_the_operator_policy_in_the_docs_is_what_the_commands_use() -> None:
     from keyguard.actions import ALL_ACTIONS
     from keyguard.incident import Source
+    from keyguard.ledger import WRITE_PERMISSIONS as LEDGER_PERMISSIONS
     from keyguard.operator.principal import READ_ROLE_PERMISSIONS, READ_USER_PERMISSIONS
     from keyguard.operator.release import RELEASE_ACTIONS
     from keyguard.plan import possible_actions
@@ -196,6 +197,7 @@ def test_the_operator_policy_in_the_docs_is_what_the_commands_use() -> None:
         | release
         | set(audit.AUDIT_PERMISSIONS)
         | {"sns:Publish", "kms:GenerateDataKey", "kms:Decrypt"}
+        | set(LEDGER_PERMISSIONS)
     )
     assert documented == used
     assert set(possible_actions(Source.MANUAL)) <= set(ALL_ACTIONS)

@@ -1,14 +1,17 @@
-"""A small, strict evaluator for the resource policies keyguard writes (trust and bus policies), used
-until tests/iam_eval.py (issue 9's evaluator) covers them: Principal, Action, Resource, and the condition
-operators these documents use, with IAM's rule that a negated operator matches a missing key."""
+"""Resource policies and SCPs of organization mode decided by IAM's evaluation logic (tests/iam_eval.py,
+issue 9's evaluator): moto ignores trust policies, bus policies and SCPs, so a test that says "IAM allows
+this" or "IAM denies this" asks here. The caller's own identity policies allow everything, so that what is
+decided is the document under test."""
 
 from __future__ import annotations
 
-import fnmatch
 from dataclasses import dataclass, field
 from typing import Any
 
+from tests import iam_eval
+
 ALLOW, DENY, IMPLICIT = "allow", "explicit-deny", "implicit-deny"
+ALLOW_ALL = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
 
 
 @dataclass(frozen=True)
@@ -19,65 +22,26 @@ class Request:
     context: dict[str, str] = field(default_factory=dict)
 
 
-def decide(document: dict[str, Any], request: Request) -> str:
-    allowed = False
-    for statement in _list(document["Statement"]):
-        if not _applies(statement, request):
-            continue
-        if statement["Effect"] == "Deny":
-            return DENY
-        allowed = True
-    return ALLOW if allowed else IMPLICIT
+def _request(r: Request) -> iam_eval.Request:
+    principal = r.principal.removeprefix("service:")
+    parts = r.resource.split(":")
+    owner = parts[4] if len(parts) > 4 and parts[4].isdigit() else None
+    return iam_eval.Request(r.action, r.resource, principal, dict(r.context), resource_account=owner)
 
 
-def _applies(s: dict[str, Any], r: Request) -> bool:
-    return (
-        _principal(s.get("Principal"), r.principal)
-        and any(fnmatch.fnmatchcase(r.action.lower(), a.lower()) for a in _list(s["Action"]))
-        and any(fnmatch.fnmatchcase(r.resource, x) for x in _list(s.get("Resource", "*")))
-        and _conditions(s.get("Condition", {}), r.context)
-    )
+def _verdict(decision: iam_eval.Decision) -> str:
+    if decision.allowed:
+        return ALLOW
+    return DENY if decision.explicit else IMPLICIT
 
 
-def _principal(spec: Any, principal: str) -> bool:
-    if spec is None:
-        return True  # an identity policy or an SCP: it applies to the principal it is attached to
-    if spec == "*" or spec == {"AWS": "*"}:
-        return True
-    if not isinstance(spec, dict):
-        return False
-    if principal.startswith("service:"):
-        return principal.removeprefix("service:") in _list(spec.get("Service", []))
-    for arn in _list(spec.get("AWS", [])):
-        if arn.endswith(":root") and principal.split(":")[4] == arn.split(":")[4]:
-            return True  # the account: any principal of it (its own policies decide the rest)
-        if arn == principal:
-            return True
-    return False
+def decide(document: dict[str, Any], request: Request, identity: Any = ALLOW_ALL) -> str:
+    """A resource policy (trust policy, bus policy): it must allow the request itself, as a trust policy
+    must for sts:AssumeRole and a bus policy must for another account's PutEvents."""
+    return _verdict(iam_eval.evaluate(_request(request), identity, resource=document, resource_must_allow=True))
 
 
-def _conditions(block: dict[str, Any], context: dict[str, str]) -> bool:
-    for operator, tests in block.items():
-        for key, wanted in tests.items():
-            if not _test(operator, context.get(key), [str(w) for w in _list(wanted)]):
-                return False
-    return True
-
-
-def _test(operator: str, value: str | None, wanted: list[str]) -> bool:
-    negated = "Not" in operator
-    if value is None:
-        return negated  # IAM: a negated operator on a missing key matches
-    if operator in ("StringEquals", "ArnEquals", "StringNotEquals", "ArnNotEquals"):
-        hit = value in wanted
-    elif operator in ("StringLike", "ArnLike", "StringNotLike", "ArnNotLike"):
-        hit = any(fnmatch.fnmatchcase(value, w) for w in wanted)
-    elif operator == "Bool":
-        hit = value.lower() in [w.lower() for w in wanted]
-    else:
-        raise NotImplementedError(f"condition operator {operator}")
-    return not hit if negated else hit
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
+def decide_scp(scp: dict[str, Any], request: Request) -> str:
+    """An SCP over a principal whose own policies allow everything: only the SCP can deny."""
+    decision = iam_eval.evaluate(_request(request), ALLOW_ALL, scps=[[scp, ALLOW_ALL]])
+    return _verdict(decision)

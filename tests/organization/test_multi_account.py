@@ -65,6 +65,8 @@ def test_guardduty_finding_contains_the_key_in_its_account_only(
     assert invocations[0].error is None, invocations[0].error
     assert named_key_status(org, seeded, about) == {"Inactive"}
     assert org.policies(about)["alice"] == ["keyguard-quarantine"]
+    boundary = org.admin(about).get_user(UserName="alice")["User"].get("PermissionsBoundary", {})
+    assert boundary.get("PermissionsBoundaryArn") == "arn:aws:iam::aws:policy/AWSDenyAll"  # the member's own layer
     assert_untouched(org, before)
     (doc,) = inbox(org.env)
     assert doc["outcome"] == "contained" and doc["account"] == about

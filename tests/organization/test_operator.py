@@ -17,8 +17,11 @@ from tests.organization.world import OUTSIDER, Organization, stand_in
 
 
 @pytest.fixture
-def central(org: Organization) -> OperatorClients:
+def central(org: Organization, monkeypatch: pytest.MonkeyPatch) -> OperatorClients:
     import boto3
+
+    # the operator's environment names the security account's deny-all policy, as the stack's functions do
+    monkeypatch.setenv("KEYGUARD_DENY_ALL_POLICY_ARN", org.env.deny_all_policy_arn)
 
     clients = OperatorClients(session=boto3.session.Session(region_name="us-east-1"))
     stand_in(org, clients.get("sts"))
@@ -40,7 +43,8 @@ def run(org: Organization, central: OperatorClients, argv: list[str]) -> tuple[i
         else:
             me = f"operator-{args.command}"
             clients = organization.member_clients(accounts, central, args.account, me)
-            code = commands.COMMANDS[args.command](args, clients, out)
+            with organization.member_settings(accounts, args.account):
+                code = commands.COMMANDS[args.command](args, clients, out)
     except Exception as e:
         out.warn(organization.describe(e))
         code = commands.ERROR
@@ -71,6 +75,8 @@ def test_contain_status_release_act_in_the_named_account_only(org: Organization,
         expected = "Inactive" if account == b else "Active"
         assert org.key_states(account)["alice"][key] == expected, account
         assert org.policies(account)["alice"] == (["keyguard-quarantine"] if account == b else [])
+    boundary = org.admin(b).get_user(UserName="alice")["User"].get("PermissionsBoundary", {})
+    assert boundary.get("PermissionsBoundaryArn") == "arn:aws:iam::aws:policy/AWSDenyAll"
     assert [d["outcome"] for d in inbox(org.env)] == ["contained"]  # the central topic, with the operator's credentials
 
     code, out, _ = run(org, central, ["status", "--account", b, "--user", "alice", "--format", "json", *ext])

@@ -13,7 +13,7 @@ from keyguard import permissions
 from keyguard.operator import organization
 from keyguard.org.settings import DEFAULT_MEMBER_ROLE
 from tests.organization.cfn import REPO, Rendered, load
-from tests.organization.policies import ALLOW, DENY, IMPLICIT, Request, decide
+from tests.organization.policies import ALLOW, DENY, IMPLICIT, Request, decide, decide_scp
 
 CENTRAL, MEMBER, OUTSIDER = "123456789012", "111122223333", "444455556666"
 ORG, OTHER_ORG = "o-a1b2c3d4e5", "o-zz9y8x7w6v"
@@ -106,7 +106,8 @@ def test_operator_role_exists_only_when_operators_are_named_and_grants_exactly_w
     for other in FUNCTION_ROLES:  # the functions never get release
         assert decide(trust, Request(other, "sts:AssumeRole", context={"aws:PrincipalArn": other})) == IMPLICIT
     member = member_global(OperatorRoleArns=operators).resources("AWS::IAM::Role")["MemberRole"]
-    assert not set(_actions(_allows(member))) & set(organization.RELEASE_PERMISSIONS) - {"iam:UpdateAccessKey"}
+    undo = {p for p in organization.RELEASE_PERMISSIONS if p.startswith(("iam:Delete", "iam:Untag"))}
+    assert undo and not _actions(_allows(member)) & undo  # the functions' role can never undo a containment
 
 
 def test_release_permissions_are_the_calls_release_makes() -> None:
@@ -317,7 +318,7 @@ def test_optional_scp_stops_member_principals_changing_keyguard(
 
     scp = json.loads((REPO / "docs" / "organization-scp.json").read_text())
     request = Request(principal, action, resource, {"aws:PrincipalArn": principal})
-    assert decide(scp, request) == expected  # an SCP only denies: IMPLICIT means "left to IAM"
+    assert decide_scp(scp, request) == (ALLOW if expected == IMPLICIT else expected)  # an SCP only denies
 
 
 def test_the_scp_names_what_the_templates_create() -> None:
@@ -327,3 +328,24 @@ def test_the_scp_names_what_the_templates_create() -> None:
     assert f"role/{params['ForwarderRoleName']['Default']}" in text
     names = [r["Properties"]["Name"] for r in load("templates/member-regional.yaml")["Resources"].values()]
     assert names and all(n.startswith("keyguard-forward-") for n in names)
+
+
+@pytest.mark.parametrize(
+    ("resource_org", "role", "expected"),
+    [
+        (ORG, "keyguard-member", ALLOW),
+        (OTHER_ORG, "keyguard-member", IMPLICIT),  # the same role name in another organization's account
+        (None, "keyguard-member", IMPLICIT),  # an account in no organization
+        (ORG, "OrganizationAccountAccessRole", IMPLICIT),  # any other role of a member
+    ],
+)
+def test_central_function_role_and_member_trust_together(resource_org: str | None, role: str, expected: str) -> None:
+    """Cross-account AssumeRole as IAM decides it: the central role's own policy (template.yaml
+    OrganizationAccessPolicy) and the member role's trust must both allow."""
+    (policy,) = central().resources("AWS::IAM::Policy").values()
+    trust = member_global(ExternalId="ext-1234").resources("AWS::IAM::Role")["MemberRole"]["AssumeRolePolicyDocument"]
+    context = {"aws:PrincipalArn": FUNCTION_ROLES[0], "sts:ExternalId": "ext-1234"}
+    if resource_org:
+        context["aws:ResourceOrgID"] = resource_org
+    request = Request(FUNCTION_ROLES[0], "sts:AssumeRole", f"arn:aws:iam::{MEMBER}:role/{role}", context)
+    assert decide(trust, request, identity=policy["PolicyDocument"]) == expected

@@ -126,6 +126,12 @@ GD_USER = Scenario(
     (
         ("iam", "UpdateAccessKey"),
         ("iam", "PutUserPolicy"),
+        ("iam", "GetUser"),
+        ("iam", "PutUserPermissionsBoundary"),
+        ("iam", "ListAccessKeys"),
+        ("iam", "GetUserPolicy"),
+        ("dynamodb", "GetItem"),
+        ("dynamodb", "TransactWriteItems"),
         ("iam", "TagUser"),
         ("dynamodb", "PutItem"),
         ("sns", "Publish"),
@@ -140,6 +146,9 @@ GD_ROLE = Scenario(
     "sessions-revoked",
     (
         ("iam", "PutRolePolicy"),
+        ("iam", "GetRolePolicy"),
+        ("dynamodb", "GetItem"),
+        ("dynamodb", "TransactWriteItems"),
         ("iam", "TagRole"),
         ("dynamodb", "PutItem"),
         ("sns", "Publish"),
@@ -156,6 +165,12 @@ HEALTH = Scenario(
         ("iam", "GetAccessKeyLastUsed"),
         ("iam", "UpdateAccessKey"),
         ("iam", "PutUserPolicy"),
+        ("iam", "GetUser"),
+        ("iam", "PutUserPermissionsBoundary"),
+        ("iam", "ListAccessKeys"),
+        ("iam", "GetUserPolicy"),
+        ("dynamodb", "GetItem"),
+        ("dynamodb", "TransactWriteItems"),
         ("iam", "TagUser"),
         ("dynamodb", "PutItem"),
         ("sns", "Publish"),
@@ -169,9 +184,13 @@ NEW_KEY = Scenario(
     "cloudtrail",
     "contained",
     (
-        ("iam", "ListUserTags"),
         ("iam", "UpdateAccessKey"),
+        ("dynamodb", "GetItem"),  # the ledger's first cut-off, read after the deactivation
         ("iam", "PutUserPolicy"),
+        ("iam", "GetUser"),
+        ("iam", "ListAccessKeys"),
+        ("iam", "GetUserPolicy"),
+        ("dynamodb", "TransactWriteItems"),
         ("iam", "TagUser"),
         ("dynamodb", "PutItem"),
         ("sns", "Publish"),
@@ -186,6 +205,11 @@ REDELIVERY = Scenario(
     (
         ("iam", "UpdateAccessKey"),
         ("iam", "PutUserPolicy"),
+        ("iam", "GetUser"),  # the boundary is keyguard's already: not put again
+        ("iam", "ListAccessKeys"),
+        ("iam", "GetUserPolicy"),
+        ("dynamodb", "GetItem"),
+        ("dynamodb", "TransactWriteItems"),
         ("iam", "TagUser"),
         ("dynamodb", "PutItem"),  # the record exists: Powertools reads it from the failed condition
         ("sqs", "SendMessage"),
@@ -229,8 +253,34 @@ ROWS = (
         action="deactivate-key",
         note="not found: IAM is asked who owns the key, names the same user, and the retried call fails too",
     ),
-    Row(GD_USER, "iam", "PutUserPolicy", FAILED, action="quarantine-user"),
-    Row(GD_USER, "iam", "TagUser", FAILED, action="record"),
+    Row(
+        GD_USER,
+        "iam",
+        "PutUserPolicy",
+        FAILED,
+        action="quarantine-user",
+        note="the key stays inactive and the deny-all boundary still lands: one failed layer leaves the others",
+    ),
+    Row(
+        GD_USER,
+        "iam",
+        "GetUser",
+        FAILED,
+        action="deny-all-boundary",
+        note="read before the boundary is put (a boundary it replaces is kept for release) and again to verify",
+    ),
+    Row(GD_USER, "iam", "PutUserPermissionsBoundary", FAILED, action="deny-all-boundary"),
+    Row(GD_USER, "iam", "ListAccessKeys", FAILED, action="verify", note="IAM read back: no 'contained' unseen"),
+    Row(GD_USER, "iam", "GetUserPolicy", FAILED, action="verify"),
+    Row(GD_USER, "dynamodb", "GetItem", FAILED, action="ledger", note="the ledger: keyguard's own record"),
+    Row(GD_USER, "dynamodb", "TransactWriteItems", FAILED, action="ledger"),
+    Row(
+        GD_USER,
+        "iam",
+        "TagUser",
+        COMPLETED,
+        note="the tags only mirror the ledger: reported skipped, the containment holds (issue 9, attack 4)",
+    ),
     Row(
         GD_USER,
         "dynamodb",
@@ -269,30 +319,37 @@ ROWS = (
     Row(
         GD_ROLE,
         "iam",
-        "TagRole",
+        "GetRolePolicy",
         FAILED,
         not_found=COMPLETED,
-        action="record",
-        note="not found: the revocation is in place; there is no role left to tag",
+        action="verify",
+        note="not found: the role is gone after the revocation; nothing left to verify",
+    ),
+    Row(
+        GD_ROLE,
+        "iam",
+        "TagRole",
+        COMPLETED,
+        note="the tags only mirror the ledger; not found: there is no role left to tag",
     ),
     # AWS Health: IAM names the owner first
     Row(HEALTH, "iam", "GetAccessKeyLastUsed", FAILED, not_found=NOTHING, action="lookup-owner"),
     Row(HEALTH, "iam", "UpdateAccessKey", FAILED, action="deactivate-key"),
     Row(HEALTH, "iam", "PutUserPolicy", FAILED, action="quarantine-user"),
-    Row(HEALTH, "iam", "TagUser", FAILED, action="record"),
-    # CloudTrail CreateAccessKey: exemption tag first
+    Row(HEALTH, "iam", "TagUser", COMPLETED),
+    # CloudTrail CreateAccessKey: the deactivation first (0 calls before it), then the ledger's cut-off
+    Row(NEW_KEY, "iam", "UpdateAccessKey", FAILED, action="deactivate-key"),
     Row(
         NEW_KEY,
-        "iam",
-        "ListUserTags",
+        "dynamodb",
+        "GetItem",
         FAILED,
-        not_found=COMPLETED,
-        action="check-exemption",
-        note="not found: no such user, so not exempt; deactivating then proves the owner",
+        action="ledger",
+        note="the first cut-off cannot be read: the sessions are revoked as of now, and the ledger write fails",
     ),
-    Row(NEW_KEY, "iam", "UpdateAccessKey", FAILED, action="deactivate-key"),
     Row(NEW_KEY, "iam", "PutUserPolicy", FAILED, action="revoke-user-sessions"),
-    Row(NEW_KEY, "iam", "TagUser", FAILED, action="record"),
+    Row(NEW_KEY, "dynamodb", "TransactWriteItems", FAILED, action="ledger"),
+    Row(NEW_KEY, "iam", "TagUser", COMPLETED),
     # the same finding again: the idempotency record exists
     Row(
         REDELIVERY,
@@ -310,9 +367,9 @@ ALL_ROWS = ROWS + INVESTIGATION_ROWS
 
 # Calls the idempotency layer can make that no response made in any scenario above: each must be shown
 # never to happen (test_calls_never_made), or get a row.
-NEVER_CALLED = {
-    ("dynamodb", "GetItem"): "Powertools reads the existing record from PutItem's failed condition "
-    "(ReturnValuesOnConditionCheckFailure=ALL_OLD) instead of a GetItem",
+NEVER_CALLED: dict[tuple[str, str], str] = {
+    ("dynamodb", "Query"): "the ledger's history query is the operator's (keyguard history, status); no "
+    "response reads it",
 }
 
 # Functions in template.yaml whose calls the matrix does not cover yet, with the reason.
@@ -540,8 +597,8 @@ def _assert_reports_match_iam(got: Delivery) -> None:
         for action in doc["actions"]:
             name, status, target = action["action"], action["status"], action["target"]
             found = _TARGET.search(target)
-            if name in ("lookup-owner", "check-exemption") or found is None:
-                continue
+            if name in ("lookup-owner", "check-exemption", "verify", "ledger") or found is None:
+                continue  # reads, and keyguard's own table: no IAM effect to compare
             principal = f"{found.group(1)}/{found.group(2)}"
             state, diff = got.after.get(principal, {}), got.diff.get(principal, {})
             if name == "deactivate-key":
@@ -555,6 +612,9 @@ def _assert_reports_match_iam(got: Delivery) -> None:
             elif name == "record":
                 effect = "keyguard:incident" in state.get("tags", {})
                 changed = bool(diff.get("tags"))
+            elif name == "deny-all-boundary":
+                effect = bool(state.get("boundary")) and "keyguard-deny-all" in state["boundary"]
+                changed = "boundary" in diff
             else:
                 raise AssertionError(f"unknown action {name}: teach this test its effect")
             if status == "done":
@@ -586,7 +646,7 @@ def _assert_retry_completes(bench: Bench, scenario: Scenario, failed: Delivery) 
     # (a redelivered scenario announced its outcome before the faulted delivery: once, and not again)
     assert announced.count(scenario.outcome) == (0 if scenario.redelivery else 1), announced
     for doc in retry.docs:
-        assert all(a["status"] in ("done", "skipped") for a in doc["actions"]), doc["actions"]
+        assert all(a["status"] in ("done", "already done", "skipped") for a in doc["actions"]), doc["actions"]
     if getattr(bench.env, "investigation_url", None) and ("sqs", "SendMessage") in scenario.calls:
         assert retry.queued == 1  # investigation is requested once the retry succeeds
 
@@ -682,7 +742,11 @@ def test_the_matrix_counts() -> None:
         "PutUserPolicy",
         "PutRolePolicy",
         "GetAccessKeyLastUsed",
-        "ListUserTags",
+        "GetUser",
+        "PutUserPermissionsBoundary",
+        "ListAccessKeys",
+        "GetUserPolicy",
+        "GetRolePolicy",
         "TagUser",
         "TagRole",
     }

@@ -66,6 +66,7 @@ class Population:
         iam = self.env.clients.iam
         self.keys: dict[str, list[str]] = {}
         for user, n in USERS.items():
+            # the tag no longer exempts (the key holder can write it); ExemptPrincipals does (settings below)
             tags = [{"Key": "keyguard:exempt", "Value": "true"}] if user == EXEMPT_USER else []
             iam.create_user(UserName=user, Tags=tags)
             self.keys[user] = [iam.create_access_key(UserName=user)["AccessKey"]["AccessKeyId"] for _ in range(n)]
@@ -91,6 +92,7 @@ class Population:
             "KEYGUARD_TOPIC_ARN": self.topic_arn,
             "KEYGUARD_PROTECTED_PRINCIPALS": f"{PROTECTED_USER}, arn:aws:iam::{ACCOUNT}:role/{PROTECTED_ROLE}",
             "KEYGUARD_OWN_ROLES": ",".join(OWN_ROLES),
+            "KEYGUARD_EXEMPT_PRINCIPALS": f"user/{EXEMPT_USER}",
         }
         if getattr(self.env, "investigation_url", None):
             variables["KEYGUARD_INVESTIGATION_QUEUE_URL"] = self.env.investigation_url
@@ -470,8 +472,11 @@ def check(p: Population, trigger: str, event: Any, mode: str) -> None:
         # 4. only the verified owner (or the named principal where IAM cannot verify one) changes
         allowed = permitted(trigger, event, before)
         assert set(diff) <= allowed, f"changed {set(diff) - allowed}; permitted {allowed}"
-        # 5. protected, own, service-linked (and, for new keys, exempt) principals never change
-        assert not set(diff) & never_changed(trigger), set(diff) & never_changed(trigger)
+        # 5. protected, own, service-linked (and, for new keys, exempt) principals never change, except that a
+        # new key someone else made for a protected user is deactivated (the key only: no policy, no tag)
+        for principal in set(diff) & never_changed(trigger):
+            only_the_new_key = trigger == "cloudtrail" and principal == f"user/{PROTECTED_USER}"
+            assert only_the_new_key and set(diff[principal]) == {"keys"}, (principal, diff[principal])
         # 6. nothing silent: each incident was announced (and handed off), whatever the event carried
         if isinstance(inv.error, ResponseFailed):
             assert "notification" not in str(inv.error), f"not announced: {str(inv.error)[:300]}"

@@ -92,6 +92,9 @@ def settings_for(env: Any, mode: str = "enforce", **extra: str) -> Any:
     }
     if getattr(env, "investigation_url", None):
         variables["KEYGUARD_INVESTIGATION_QUEUE_URL"] = env.investigation_url
+    if getattr(env, "ledger_table", None):  # as the template sets them: the ledger and the deny-all boundary
+        variables["KEYGUARD_LEDGER_TABLE"] = env.ledger_table
+        variables["KEYGUARD_DENY_ALL_POLICY_ARN"] = env.deny_all_policy_arn
     variables.update(extra)
     return Settings.from_env(variables)
 
@@ -148,6 +151,8 @@ def iam_state(account: str = ACCOUNT) -> dict[str, Any]:
             "policies": {n: _parsed(d) for n, d in user.policies.items()},
             "tags": {t["Key"]: t["Value"] for t in tags},
         }
+        if getattr(user, "permissions_boundary_arn", None):  # keyguard.local.boundary
+            state[f"user/{name}"]["boundary"] = user.permissions_boundary_arn
     for role in backend.roles.values():
         state[f"role/{role.name}"] = {
             "policies": {n: _parsed(d) for n, d in role.policies.items()},
@@ -205,6 +210,8 @@ def changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[str
             moved = {k: (bp.get(k), ap.get(k)) for k in set(bp) | set(ap) if bp.get(k) != ap.get(k)}
             if moved:
                 diff[part] = moved
+        if b.get("boundary") != a.get("boundary"):
+            diff["boundary"] = (b.get("boundary"), a.get("boundary"))
         if diff or (principal in before) != (principal in after):
             out[principal] = diff or {"exists": (principal in before, principal in after)}
     return out
@@ -214,6 +221,12 @@ def restore(iam: Any, before: dict[str, Any], after: dict[str, Any]) -> None:
     """Undo what changed between two snapshots (keys back to their status, policies and tags back)."""
     for principal, diff in changes(before, after).items():
         kind, name = principal.split("/", 1)
+        if "boundary" in diff and kind == "user":
+            old = diff["boundary"][0]
+            if old is None:
+                iam.delete_user_permissions_boundary(UserName=name)
+            else:
+                iam.put_user_permissions_boundary(UserName=name, PermissionsBoundary=old)
         for key_id, (old, _) in diff.get("keys", {}).items():
             if old is not None:
                 iam.update_access_key(UserName=name, AccessKeyId=key_id, Status=old)
@@ -263,6 +276,9 @@ class Stage:
         ddb = self.env.clients.get("dynamodb")
         for item in ddb.scan(TableName=self.env.table, ProjectionExpression="id").get("Items", []):
             ddb.delete_item(TableName=self.env.table, Key={"id": item["id"]})
+        if getattr(self.env, "ledger_table", None):  # keyguard's records of earlier tests
+            for item in ddb.scan(TableName=self.env.ledger_table, ProjectionExpression="pk, sk").get("Items", []):
+                ddb.delete_item(TableName=self.env.ledger_table, Key={"pk": item["pk"], "sk": item["sk"]})
         return dataclasses.replace(self.env, clients=Clients(session=self.session))
 
     def clear_iam(self) -> None:

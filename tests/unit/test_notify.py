@@ -99,7 +99,7 @@ def response_for(outcome: Outcome) -> Response:
         results = [a.dry_run() for a in plan_actions(USER, "alice", NOW)]
         return Response(USER, outcome, "Dry-run: nothing was changed.", "alice", results=results, dry_run=True, at=NOW)
     if outcome is Outcome.FAILED:
-        [deactivate, quarantine, _record] = plan_actions(USER, "alice", NOW)
+        [deactivate, quarantine, *_rest] = plan_actions(USER, "alice", NOW)
         results = [
             ActionResult(deactivate.name, deactivate.target, Status.DONE),
             ActionResult(

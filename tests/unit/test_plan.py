@@ -14,12 +14,15 @@ import pytest
 from keyguard.actions import (
     ALL_ACTIONS,
     Action,
+    BoundUser,
     DeactivateAccessKey,
     QuarantineUser,
     RecordOnRole,
     RecordOnUser,
     RevokeRoleSessions,
     RevokeUserSessions,
+    VerifyRole,
+    VerifyUser,
 )
 from keyguard.incident import Incident, Kind, PrincipalType, Source
 from keyguard.plan import (
@@ -250,7 +253,11 @@ TRIAGE = [
         Outcome.PROTECTED,
     ),
     ("own-role", ROLE, settings(own_roles=frozenset({"web-app-role"})), ACCOUNT, Outcome.PROTECTED),
-    ("own-role-name-as-user", BASE, settings(own_roles=frozenset({"alice"})), ACCOUNT, Outcome.PROTECTED),
+    # a user renamed after keyguard's own role (or a protected role) borrows nothing (issue 9, attack 3)
+    ("own-role-name-as-user", BASE, settings(own_roles=frozenset({"alice"})), ACCOUNT, None),
+    ("role-ref-name-as-user", BASE, settings(protected_principals=frozenset({"role:alice"})), ACCOUNT, None),
+    ("user-ref", BASE, settings(protected_principals=frozenset({"user:alice"})), ACCOUNT, Outcome.PROTECTED),
+    ("user-ref-on-role", ROLE, settings(protected_principals=frozenset({"user:web-app-role"})), ACCOUNT, None),
     ("someone-else-protected", BASE, settings(protected_principals=frozenset({"bob"})), ACCOUNT, None),
     (
         "health-unnamed-not-protected-yet",  # the owner is checked again once IAM names it (respond)
@@ -338,7 +345,12 @@ def test_triage_other_account_reason_names_both_accounts() -> None:
             Outcome.PROTECTED,
             id="verified-owner-listed",
         ),
-        pytest.param(HEALTH, "bob", settings(own_roles=frozenset({"bob"})), Outcome.PROTECTED, id="health-owner"),
+        pytest.param(
+            HEALTH, "bob", settings(protected_principals=frozenset({"user:bob"})), Outcome.PROTECTED, id="health-owner"
+        ),
+        pytest.param(
+            HEALTH, "bob", settings(own_roles=frozenset({"bob"})), None, id="health-owner-named-like-own-role"
+        ),
         pytest.param(ROLE, "AWSServiceRoleForECS", DEFAULTS, Outcome.PROTECTED, id="service-linked"),
         pytest.param(BASE, "AWSServiceRoleForECS", DEFAULTS, None, id="service-linked-name-on-user"),
     ],
@@ -392,8 +404,10 @@ def test_owner_is_verifiable(principal_type: PrincipalType, key_id: str, expecte
     ],
 )
 def test_plan_actions(incident: Incident, owner: str, expected: list[Action]) -> None:
-    *containment, record = plan_actions(incident, owner, NOW)
+    *containment, verify, record = plan_actions(incident, owner, NOW)
     assert containment == expected
+    # IAM is read back after the layers, before anything is written down
+    assert isinstance(verify, (VerifyUser, VerifyRole)) and owner in verify.target
     # the record (tags) comes last, on the same principal, after the deny
     if incident.principal_type is PrincipalType.ASSUMED_ROLE:
         assert isinstance(record, RecordOnRole) and record.role == owner
@@ -409,6 +423,36 @@ def test_plan_actions(incident: Incident, owner: str, expected: list[Action]) ->
     assert leaked == ({f"keyguard:leaked:{incident.key_id}"} if compromised_long_term_key else set())
 
 
+BOUNDARY = "arn:aws:iam::123456789012:policy/keyguard-deny-all"
+
+
+@pytest.mark.parametrize(
+    ("incident", "expected"),
+    [
+        pytest.param(BASE, [DeactivateAccessKey, QuarantineUser, BoundUser, VerifyUser, RecordOnUser], id="leaked"),
+        pytest.param(HEALTH, [DeactivateAccessKey, QuarantineUser, BoundUser, VerifyUser, RecordOnUser], id="health"),
+        pytest.param(replace(BASE, key_id=ASIA), [QuarantineUser, BoundUser, VerifyUser, RecordOnUser], id="asia"),
+        pytest.param(NEW_KEY, [DeactivateAccessKey, RevokeUserSessions, VerifyUser, RecordOnUser], id="new-key"),
+        pytest.param(ROLE, [RevokeRoleSessions, VerifyRole, RecordOnRole], id="role"),
+    ],
+)
+def test_the_boundary_layer_follows_the_first_deny(incident: Incident, expected: list[type]) -> None:
+    """The deactivation and the first deny come first; the boundary (which a key holder cannot pre-fill) is
+    the next layer; verification reads all of them back."""
+    actions = plan_actions(incident, "alice", NOW, boundary_arn=BOUNDARY)
+    assert [type(a) for a in actions] == expected
+    for action in actions:
+        if isinstance(action, BoundUser):
+            assert action.policy_arn == BOUNDARY
+        if isinstance(action, VerifyUser) and incident.kind is Kind.COMPROMISE:
+            assert action.boundary_arn == BOUNDARY and action.policy == "keyguard-quarantine"
+
+
+def test_a_new_key_for_a_protected_principal_is_deactivated_and_the_principal_left_alone() -> None:
+    actions = plan_actions(NEW_KEY, "break-glass", NOW, boundary_arn=BOUNDARY, protected_owner=True)
+    assert actions == [DeactivateAccessKey("break-glass", AKIA), VerifyUser("break-glass", AKIA)]
+
+
 def test_record_tag_values_are_what_iam_accepts() -> None:
     hostile = replace(BASE, finding_type="Weird\nType<script>&'\"" + "x" * 400)
     *_, record = plan_actions(hostile, "alice", NOW)
@@ -419,10 +463,10 @@ def test_record_tag_values_are_what_iam_accepts() -> None:
 
 def test_plan_actions_carry_the_time_given() -> None:
     later = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-    [action, _] = plan_actions(ROLE, "web-app-role", later)
+    [action, _verify, _] = plan_actions(ROLE, "web-app-role", later)
     assert isinstance(action, RevokeRoleSessions)
     assert action.before == later
-    _, revoke, _ = plan_actions(NEW_KEY, "bob", later)
+    _, revoke, _verify, _ = plan_actions(NEW_KEY, "bob", later)
     assert isinstance(revoke, RevokeUserSessions)
     assert revoke.before == later
 
@@ -453,7 +497,7 @@ def reachable(source: Source) -> list[Incident]:
 def test_plan_actions_within_possible_actions(source: Source) -> None:
     allowed = set(possible_actions(source))
     for incident in reachable(source):
-        chosen = {type(a) for a in plan_actions(incident, "owner", NOW)}
+        chosen = {type(a) for a in plan_actions(incident, "owner", NOW, boundary_arn=BOUNDARY)}
         assert chosen <= allowed, (incident.principal_type, incident.key_id)
 
 
@@ -464,7 +508,7 @@ def test_possible_actions_are_all_needed(source: Source) -> None:
     chosen: set[type[Action]] = set()
     for incident in reachable(source):
         if triage(incident, DEFAULTS, ACCOUNT) is None:
-            chosen |= {type(a) for a in plan_actions(incident, "owner", NOW)}
+            chosen |= {type(a) for a in plan_actions(incident, "owner", NOW, boundary_arn=BOUNDARY)}
     assert chosen == set(possible_actions(source))
 
 
@@ -525,5 +569,5 @@ def test_role_revocation_cutoff(observed, expected) -> None:
     from keyguard.plan import role_cutoff
 
     assert role_cutoff(replace(ROLE, observed_at=observed), NOW) == expected
-    revoke, _ = plan_actions(replace(ROLE, observed_at=observed), "web-app-role", NOW)
+    revoke, _verify, _ = plan_actions(replace(ROLE, observed_at=observed), "web-app-role", NOW)
     assert revoke.before == expected

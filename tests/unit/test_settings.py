@@ -17,6 +17,9 @@ ALL = {
     "KEYGUARD_PROTECTED_PRINCIPALS": "break-glass,arn:aws:iam::123456789012:role/OrganizationAccountAccessRole",
     "KEYGUARD_OWN_ROLES": "keyguard-GuardDutyFunctionRole-ABC,keyguard-HealthFunctionRole-DEF",
     "KEYGUARD_DEDUP_TTL_SECONDS": "3600",
+    "KEYGUARD_EXEMPT_PRINCIPALS": "user/ci-bot",
+    "KEYGUARD_LEDGER_TABLE": "keyguard-ledger",
+    "KEYGUARD_DENY_ALL_POLICY_ARN": "arn:aws:iam::123456789012:policy/keyguard-deny-all",
 }
 
 
@@ -29,7 +32,9 @@ def test_defaults() -> None:
     assert s.idempotency_table is None
     assert s.guardduty_min_severity == 4.0
     assert s.create_access_key_response == CAK_QUARANTINE
-    assert s.exempt_tag_key == "keyguard:exempt"
+    assert s.exempt_tag_key == ""  # no tag exempts anyone unless the stack opts in
+    assert s.exempt_principals == frozenset()
+    assert s.ledger_table is None and s.deny_all_policy_arn is None
     assert s.protected_principals == frozenset()
     assert s.own_roles == frozenset()
     assert s.dedup_ttl_seconds == 7 * 24 * 3600
@@ -49,9 +54,12 @@ def test_every_variable() -> None:
         guardduty_min_severity=7.5,
         create_access_key_response=CAK_NOTIFY,
         exempt_tag_key="security:exempt",
-        protected_principals=frozenset({"break-glass", "organizationaccountaccessrole"}),
+        protected_principals=frozenset({"break-glass", "role:organizationaccountaccessrole"}),
         own_roles=frozenset({"keyguard-guarddutyfunctionrole-abc", "keyguard-healthfunctionrole-def"}),
         dedup_ttl_seconds=3600,
+        exempt_principals=frozenset({"user:ci-bot"}),
+        ledger_table="keyguard-ledger",
+        deny_all_policy_arn="arn:aws:iam::123456789012:policy/keyguard-deny-all",
     )
     assert Settings.from_env(ALL).dry_run is True
 
@@ -116,8 +124,6 @@ def test_accepted_values(variable: str, raw: str, field: str, expected: object) 
         ("KEYGUARD_DEDUP_TTL_SECONDS", "1.5"),
         ("KEYGUARD_DEDUP_TTL_SECONDS", "one week"),
         ("KEYGUARD_DEDUP_TTL_SECONDS", ""),
-        ("KEYGUARD_EXEMPT_TAG_KEY", ""),
-        ("KEYGUARD_EXEMPT_TAG_KEY", "   "),
     ],
 )
 def test_invalid_values_raise_config_error(variable: str, raw: str) -> None:
@@ -132,59 +138,84 @@ def test_invalid_values_raise_config_error(variable: str, raw: str) -> None:
         ("   ", set()),
         (",", set()),
         (" , ,, ", set()),
-        ("alice", {"alice"}),
+        ("alice", {"alice"}),  # a bare name: a user or a role of that name
         ("alice,bob", {"alice", "bob"}),
         (" alice , bob ,", {"alice", "bob"}),
         ("alice,,bob,alice", {"alice", "bob"}),
-        ("arn:aws:iam::123456789012:user/alice", {"alice"}),
-        ("arn:aws:iam::123456789012:user/division/team/alice", {"alice"}),
-        ("arn:aws:iam::123456789012:role/OrganizationAccountAccessRole", {"OrganizationAccountAccessRole"}),
+        ("Alice", {"alice"}),  # IAM names are unique regardless of case
+        ("user/alice", {"user:alice"}),
+        ("role/CiDeploy", {"role:cideploy"}),
+        ("arn:aws:iam::123456789012:user/alice", {"user:alice"}),
+        ("arn:aws:iam::123456789012:user/division/team/alice", {"user:alice"}),
+        ("arn:aws:iam::123456789012:role/OrganizationAccountAccessRole", {"role:organizationaccountaccessrole"}),
         (
             "arn:aws:iam::123456789012:role/aws-service-role/ecs.amazonaws.com/AWSServiceRoleForECS",
-            {"AWSServiceRoleForECS"},
+            {"role:awsservicerolefor" + "ecs"},
         ),
         (
             "break-glass, arn:aws:iam::123456789012:role/Admin ,,arn:aws:iam::123456789012:user/ops/carol",
-            {"break-glass", "Admin", "carol"},
+            {"break-glass", "role:admin", "user:carol"},
         ),
-        ("arn:aws:sts::123456789012:assumed-role/CiDeployRole/session-1", {"CiDeployRole"}),
+        ("arn:aws:sts::123456789012:assumed-role/CiDeployRole/session-1", {"role:cideployrole"}),
+        ("AIDAJQABLZS4A3QDU576Q", {"id:AIDAJQABLZS4A3QDU576Q"}),  # a unique id: any later name
+        ("AROAJQABLZS4A3QDU576Q", {"id:AROAJQABLZS4A3QDU576Q"}),
     ],
 )
 def test_principal_lists(raw: str, expected: set[str]) -> None:
-    s = Settings.from_env({"KEYGUARD_PROTECTED_PRINCIPALS": raw, "KEYGUARD_OWN_ROLES": raw})
-    folded = frozenset(name.lower() for name in expected)  # IAM names are unique regardless of case
-    assert s.protected_principals == folded
-    assert s.own_roles == folded
-    assert all(s.is_protected(name) and s.is_protected(name.upper()) for name in expected)
-    assert isinstance(s.protected_principals, frozenset)
+    s = Settings.from_env({"KEYGUARD_PROTECTED_PRINCIPALS": raw, "KEYGUARD_EXEMPT_PRINCIPALS": raw})
+    assert s.protected_principals == frozenset(expected)
+    assert s.exempt_principals == frozenset(expected)
+
+
+def test_own_roles_are_role_names() -> None:
+    s = Settings.from_env({"KEYGUARD_OWN_ROLES": "keyguard-GuardDutyFunctionRole-ABC, keyguard-Health-DEF"})
+    assert s.own_roles == frozenset({"keyguard-guarddutyfunctionrole-abc", "keyguard-health-def"})
+
+
+PROTECTED = "break-glass,arn:aws:iam::123456789012:role/Admin,user/ops-alice,AIDAJQABLZS4A3QDU576Q"
 
 
 @pytest.mark.parametrize(
-    ("name", "expected"),
+    ("kind", "name", "unique_id", "expected"),
     [
-        ("break-glass", True),
-        ("Admin", True),
-        ("keyguard-GuardDutyFunctionRole-ABC", True),
-        ("alice", False),
-        ("admin-carol", False),
-        ("", False),
-        (None, False),
-        ("arn:aws:iam::123456789012:role/Admin", False),  # names are compared, not ARNs
+        ("user", "break-glass", None, True),  # bare: either kind
+        ("role", "break-glass", None, True),
+        ("role", "Admin", None, True),
+        ("role", "ADMIN", None, True),
+        ("user", "Admin", None, False),  # a user is never protected by a role's name (issue 9, attack 3)
+        ("user", "ops-alice", None, True),
+        ("role", "ops-alice", None, False),
+        ("role", "keyguard-GuardDutyFunctionRole-ABC", None, True),  # keyguard's own role...
+        ("user", "keyguard-GuardDutyFunctionRole-ABC", None, False),  # ...is a role: a renamed user borrows nothing
+        ("user", "renamed-anything", "AIDAJQABLZS4A3QDU576Q", True),  # the unique id survives a rename
+        ("user", "renamed-anything", "AIDAOTHERUSERID000000", False),
+        ("user", "alice", None, False),
+        ("user", "", None, False),
+        ("user", None, None, False),
     ],
 )
-def test_is_protected(name: str | None, expected: bool) -> None:
+def test_is_protected(kind: str, name: str | None, unique_id: str | None, expected: bool) -> None:
     s = Settings.from_env(
-        {
-            "KEYGUARD_PROTECTED_PRINCIPALS": "break-glass,arn:aws:iam::123456789012:role/Admin",
-            "KEYGUARD_OWN_ROLES": "keyguard-GuardDutyFunctionRole-ABC",
-        }
+        {"KEYGUARD_PROTECTED_PRINCIPALS": PROTECTED, "KEYGUARD_OWN_ROLES": "keyguard-GuardDutyFunctionRole-ABC"}
     )
-    assert s.is_protected(name) is expected
+    assert s.is_protected(kind, name, unique_id=unique_id) is expected
+
+
+def test_protected_by_arn_of_the_principal() -> None:
+    s = Settings.from_env({"KEYGUARD_PROTECTED_PRINCIPALS": "role/Admin"})
+    assert s.is_protected("role", None, arn="arn:aws:iam::123456789012:role/Admin")
+    assert not s.is_protected("user", None, arn="arn:aws:iam::123456789012:user/Admin")
+
+
+def test_exemption_is_configuration_only() -> None:
+    s = Settings.from_env({"KEYGUARD_EXEMPT_PRINCIPALS": "user/ci-bot"})
+    assert s.is_exempt("user", "CI-BOT") and not s.is_exempt("role", "ci-bot") and not s.is_exempt("user", "bob")
+    assert not Settings().is_exempt("user", "ci-bot")
 
 
 def test_nothing_is_protected_by_default() -> None:
-    assert not Settings().is_protected("alice")
-    assert not Settings().is_protected(None)
+    assert not Settings().is_protected("user", "alice")
+    assert not Settings().is_protected("role", None)
 
 
 def test_settings_are_frozen() -> None:

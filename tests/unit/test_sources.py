@@ -290,6 +290,7 @@ EXPECTED: dict[str, list[Incident]] = {
             finding_type="CreateAccessKey",
             severity=None,
             sample=False,
+            actor_arn="arn:aws:iam::123456789012:user/admin-carol",
             evidence=Evidence(
                 source_ip="203.0.113.25",
                 api="CreateAccessKey",
@@ -559,6 +560,7 @@ def test_cloudtrail_root_creating_its_own_key() -> None:
         EXPECTED[CT][0],
         principal_type=PrincipalType.ROOT,
         principal_name=None,
+        actor_arn=f"arn:aws:iam::{ACCOUNT}:root",
         evidence=replace(EXPECTED[CT][0].evidence, description=f"created by arn:aws:iam::{ACCOUNT}:root"),
     )
 

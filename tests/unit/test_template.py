@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -182,3 +183,83 @@ def test_audit_role_only_reads_and_reports() -> None:
         permissions.PLATFORM_PERMISSIONS
     )
     assert not [a for a in granted if a.startswith("iam:") and not a.startswith(("iam:Get", "iam:Generate"))]
+
+
+# ------------------------------------------------------------------------------------------- issue 9
+
+CONTAINING_ROLES = ("GuardDutyFunctionRole", "HealthFunctionRole", "InvestigationFunctionRole")
+
+
+@pytest.mark.parametrize("role_id", CONTAINING_ROLES)
+def test_the_boundary_grant_is_only_for_keyguards_deny_all(role_id: str) -> None:
+    """keyguard's role can set a user's boundary to the stack's deny-all policy and to nothing else: the
+    grant cannot be turned into "remove the boundary" or "set an allow-all boundary"."""
+    (statement,) = [s for s in _statements(role_id) if "iam:PutUserPermissionsBoundary" in _as_list(s["Action"])]
+    assert _as_list(statement["Action"]) == ["iam:PutUserPermissionsBoundary"]
+    assert statement["Condition"] == {"ArnEquals": {"iam:PermissionsBoundary": "DenyAllPolicy"}}
+    deny_all = RESOURCES["DenyAllPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert deny_all == [{"Sid": "KeyguardQuarantineBoundary", "Effect": "Deny", "Action": "*", "Resource": "*"}]
+
+
+def _ledger_policy() -> dict:
+    """The ledger's resource policy with CloudFormation's functions resolved as the stack would."""
+    account = "123456789012"
+    statement = RESOURCES["LedgerTable"]["Properties"]["ResourcePolicy"]["PolicyDocument"]["Statement"][0]
+    roles = [
+        f"arn:aws:iam::{account}:role/keyguard-{r.split('.')[0]}"
+        for r in statement["Condition"]["ArnNotEquals"]["aws:PrincipalArn"][1][1][:-1]
+    ]
+    operator = f"arn:aws:iam::{account}:role/SecurityOperator"
+    resolved = dict(statement, Resource=f"arn:aws:dynamodb:us-east-1:{account}:table/keyguard-ledger")
+    resolved["Condition"] = {"ArnNotEquals": {"aws:PrincipalArn": [*roles, operator]}}
+    return {"Version": "2012-10-17", "Statement": [resolved]}
+
+
+LEDGER = "arn:aws:dynamodb:us-east-1:123456789012:table/keyguard-ledger"
+
+
+@pytest.mark.parametrize(
+    ("role", "action", "denied"),
+    [
+        ("keyguard-GuardDutyFunctionRole", "dynamodb:PutItem", False),
+        ("keyguard-AccessKeyCreatedFunctionRole", "dynamodb:UpdateItem", False),
+        ("keyguard-InvestigationFunctionRole", "dynamodb:PutItem", False),
+        ("SecurityOperator", "dynamodb:UpdateItem", False),  # OperatorRoleArns
+        ("Admin", "dynamodb:PutItem", True),  # the key holder's admin role: explicit deny
+        ("Admin", "dynamodb:DeleteItem", True),
+        ("Admin", "dynamodb:BatchWriteItem", True),
+        ("Admin", "dynamodb:PartiQLUpdate", True),
+        ("Admin", "dynamodb:UpdateTable", True),
+        ("Admin", "dynamodb:GetItem", False),  # reading is not refused (the identity policy decides)
+    ],
+)
+def test_only_keyguard_and_the_operator_roles_write_the_ledger(role: str, action: str, denied: bool) -> None:
+    """moto ignores resource policies: the document is checked against request contexts instead."""
+    from tests.iam_eval import evaluate, session
+
+    admin = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+    request = session(
+        f"arn:aws:sts::123456789012:assumed-role/{role}/s",
+        action,
+        LEDGER,
+        issued_at=datetime(2026, 12, 1, tzinfo=UTC),
+    )
+    decision = evaluate(request, identity=[admin], resource=_ledger_policy())
+    assert decision.denied is denied, decision.reason
+    if denied:
+        assert decision.explicit
+
+
+def test_the_ledger_keeps_its_history() -> None:
+    table = RESOURCES["LedgerTable"]
+    props = table["Properties"]
+    assert table["DeletionPolicy"] == "Retain" and props["DeletionProtectionEnabled"] is True
+    assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert "TimeToLiveSpecification" not in props  # nothing in it expires
+    env = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["KEYGUARD_LEDGER_TABLE"] == props["TableName"] == "${AWS::StackName}-ledger"
+    assert env["KEYGUARD_DENY_ALL_POLICY_ARN"] == "DenyAllPolicy"
+    from keyguard.ledger import TABLE_SCHEMA
+
+    assert props["KeySchema"] == TABLE_SCHEMA["KeySchema"]
+    assert props["AttributeDefinitions"] == TABLE_SCHEMA["AttributeDefinitions"]

@@ -40,7 +40,8 @@ class InvestigationRuntime(Runtime):
             raise MalformedEvent(f"SQS record has no JSON body: {e}") from e
         incident, owner, _ = handoff.from_payload(body)
         clients = self.accounts.clients_for(incident.account, incident.incident_id)  # issue 11: its own account
-        inv = core.investigate(incident, owner, self.settings, clients, now or datetime.now(UTC))
+        settings = self.accounts.settings_for(self.settings, incident.account)
+        inv = core.investigate(incident, owner, settings, clients, now or datetime.now(UTC))
         self._log(
             "info",
             "investigation",

@@ -110,13 +110,13 @@ def _contain_principals(inv: Investigation, settings: Settings, clients: Clients
     for user in sorted(inv.summary.changed_users):
         if user in handled_users:
             continue
-        if settings.is_protected(user):
+        if settings.is_protected("user", user):
             inv.results.append(ActionResult("quarantine-user", f"user {user}", Status.SKIPPED, "protected principal"))
             continue
         actions += [QuarantineUser(user), RecordOnUser(user, tags)]
     roles = sorted(set(inv.summary.changed_roles) | set(inv.summary.assumed_roles))
     for role in roles:
-        if settings.is_protected(role) or role.startswith(SERVICE_LINKED_PREFIX):
+        if settings.is_protected("role", role) or role.startswith(SERVICE_LINKED_PREFIX):
             why = "service-linked role" if role.startswith(SERVICE_LINKED_PREFIX) else "protected principal"
             inv.results.append(ActionResult("revoke-role-sessions", f"role {role}", Status.SKIPPED, why))
             continue

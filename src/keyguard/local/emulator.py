@@ -20,8 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from keyguard.actions import deny_all_policy
 from keyguard.errors import KeyguardError
 from keyguard.incident import is_key_id, is_long_term
+from keyguard.ledger import TABLE_SCHEMA as LEDGER_SCHEMA
 from keyguard.local.patterns import matches
 
 REPO = Path(__file__).resolve().parents[3]
@@ -105,6 +107,8 @@ class Environment:
     table: str
     inbox_url: str
     investigation_url: str
+    ledger_table: str = ""
+    deny_all_policy_arn: str = ""
     cloudtrail: Any = None  # the LookupEvents stand-in, once a history is installed
 
     def iam_state(self, seeded: Seeded) -> dict[str, Any]:
@@ -148,8 +152,10 @@ def fake_credentials() -> None:
 def emulated_account(endpoint_url: str | None = None) -> Iterator[Environment]:
     """A fresh in-process moto account, or the account behind an AWS-compatible endpoint."""
     from keyguard.aws import Clients
+    from keyguard.local import boundary
 
     fake_credentials()
+    boundary.install()  # moto has no user permissions boundaries
     saved = os.environ.pop("AWS_ENDPOINT_URL", None)
     try:
         if endpoint_url:
@@ -181,7 +187,14 @@ def _provision(clients: Any) -> Environment:
         BillingMode="PAY_PER_REQUEST",
     )
     investigation = sqs.create_queue(QueueName=f"keyguard-investigation-{suffix}")["QueueUrl"]
-    return Environment(clients, topic, table, queue_url, investigation)
+    ledger = f"keyguard-ledger-{suffix}"
+    ddb.create_table(TableName=ledger, BillingMode="PAY_PER_REQUEST", **LEDGER_SCHEMA)
+    deny_all = clients.iam.create_policy(
+        PolicyName=f"keyguard-deny-all-{suffix}",
+        PolicyDocument=json.dumps(deny_all_policy()),
+        Description="keyguard quarantine: the permissions boundary that denies everything",
+    )["Policy"]["Arn"]
+    return Environment(clients, topic, table, queue_url, investigation, ledger, deny_all)
 
 
 def seed(iam: Any, event: dict[str, Any]) -> Seeded:
@@ -269,6 +282,8 @@ def invoke(env: Environment, rule: Rule, event: dict[str, Any], mode: str = "enf
         KEYGUARD_TOPIC_ARN=env.topic_arn,
         KEYGUARD_IDEMPOTENCY_TABLE=env.table,
         KEYGUARD_INVESTIGATION_QUEUE_URL=env.investigation_url,
+        KEYGUARD_LEDGER_TABLE=env.ledger_table,
+        KEYGUARD_DENY_ALL_POLICY_ARN=env.deny_all_policy_arn,
     )
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")  # no EMF lines in the demo's output
     module_name, func_name = rule.handler.rsplit(".", 1)

@@ -14,6 +14,7 @@ from keyguard.operator import publish, render
 from keyguard.operator.clients import OperatorClients, OperatorError, describe
 from keyguard.operator.principal import (
     PrincipalState,
+    attach_ledger,
     check_key_id,
     check_long_term_key_id,
     held_principals,
@@ -87,6 +88,7 @@ def status(args: Any, clients: OperatorClients, console: Console) -> int:
         state = read_user(iam, args.user)
     else:
         state = read_role(iam, args.role)
+    attach_ledger(state, _ledger(clients))
     _show_state(state, at, args.format, console, highlight)
     return OK
 
@@ -125,13 +127,15 @@ def contain(args: Any, clients: OperatorClients, console: Console) -> int:
 
     if args.format != "json":
         console.print(f"Contain access key {key_id} of IAM user {owner} (IAM names the owner), account {account}:")
-        console.print("\n".join(f"  - {a.describe()}" for a in plan_actions(incident, owner, at)))
+        steps = plan_actions(incident, owner, at, boundary_arn=settings.deny_all_policy_arn)
+        console.print("\n".join(f"  - {a.describe()}" for a in steps))
         console.print(f"  - notify: {_topic_line(settings.topic_arn, args.dry_run)}")
     if not args.dry_run and not args.yes and not console.confirm(f"Contain {key_id} of user {owner} now?"):
         console.warn("aborted: nothing was changed")
         return NOT_DONE
 
-    response = respond(incident, settings, iam, account=account, now=at)
+    ledger = _ledger(clients, settings)
+    response = respond(incident, settings, iam, account=account, now=at, ledger=ledger, actor=actor, reason=reason)
     notification = "not sent (dry-run)" if args.dry_run else "no topic configured"
     failed_notice = False
     if settings.topic_arn and not args.dry_run:
@@ -182,8 +186,15 @@ def release(args: Any, clients: OperatorClients, console: Console) -> int:
     topic = args.topic_arn or _env_topic()
     account, actor = caller(clients)
     iam, at = clients.iam, now()
+    from keyguard.settings import Settings
+
+    settings = Settings.from_env()
+    ledger = _ledger(clients, settings)
     state = read_user(iam, args.user) if args.user is not None else read_role(iam, args.role)
-    plan = plan_release(state, actor=actor, reason=reason, now=at, reactivate=args.reactivate)
+    attach_ledger(state, ledger)
+    plan = plan_release(
+        state, actor=actor, reason=reason, now=at, reactivate=args.reactivate, deny_all_arn=settings.deny_all_policy_arn
+    )
     if plan.empty:
         for note in plan.notes:
             console.print(note)
@@ -218,6 +229,17 @@ def release(args: Any, clients: OperatorClients, console: Console) -> int:
             console.warn("reactivation not confirmed: nothing was changed")
             return NOT_DONE
 
+    if plan.release_in_ledger and ledger is not None:
+        # before IAM changes: the tamper watch must see a release made through keyguard, not an undoing
+        ledger.released(
+            kind=state.kind,
+            name=state.name,
+            at=at,
+            actor=actor,
+            reason=reason,
+            incident=state.ledger.incident if state.ledger else None,
+            detail={"steps": [a.describe() for a in steps]},
+        )
     results = execute(iam, steps)
     doc = _release_doc(state, plan, results, actor, reason, at, account=account)
     failed = [r for r in results if r.status.value == "failed"]
@@ -318,6 +340,19 @@ def audit(args: Any, clients: OperatorClients, console: Console) -> int:
 
 
 # ------------------------------------------------------------------------------------------ helpers
+
+
+def _ledger(clients: OperatorClients, settings: Any = None) -> Any:
+    """keyguard's ledger, when the stack's table is known (KEYGUARD_LEDGER_TABLE); else None (tags only)."""
+    if settings is None:
+        from keyguard.settings import Settings
+
+        settings = Settings.from_env()
+    if not settings.ledger_table:
+        return None
+    from keyguard.ledger import Ledger
+
+    return Ledger(settings.ledger_table, clients.get("dynamodb"))
 
 
 def _reason(text: str | None, default: str) -> str:

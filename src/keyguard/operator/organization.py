@@ -9,9 +9,10 @@ operator's own credentials. `rich` is a CLI dependency only; no Lambda handler i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,8 @@ RELEASE_PERMISSIONS = (
     "iam:UntagUser",
     "iam:UntagRole",
     "iam:UpdateAccessKey",
+    "iam:DeleteUserPermissionsBoundary",
+    "iam:PutUserPermissionsBoundary",  # the boundary keyguard replaced is put back
 )
 OPERATOR_ROLE = "keyguard-operator"
 DEFAULT_WORKERS = 8
@@ -88,6 +91,25 @@ class MemberClients(Clients):
         return self._central.sns(topic_arn)
 
 
+@contextlib.contextmanager
+def member_settings(org: Organization, account: str) -> Iterator[None]:
+    """The commands read Settings from the environment: for a member account, the quarantine boundary is
+    the member's (AWSDenyAll, as the functions use there), not the security account's policy."""
+    from keyguard.settings import Settings
+
+    member = org.settings_for(Settings.from_env(), account)
+    saved = os.environ.get("KEYGUARD_DENY_ALL_POLICY_ARN")
+    if member is not None and member.deny_all_policy_arn:
+        os.environ["KEYGUARD_DENY_ALL_POLICY_ARN"] = member.deny_all_policy_arn
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("KEYGUARD_DENY_ALL_POLICY_ARN", None)
+        else:
+            os.environ["KEYGUARD_DENY_ALL_POLICY_ARN"] = saved
+
+
 def organization_for(args: Any, central: Clients) -> Organization:
     settings = OrgSettings(mode=ORGANIZATION_MODE, member_role_name=args.member_role, external_id=args.external_id)
     return Organization(central, settings)
@@ -113,7 +135,8 @@ def run(args: Any, console: Any = None) -> int:
             return audit_organization(args, central, org, console)
         me = central.get("sts").get_caller_identity()["Arn"].rsplit("/", 1)[-1]
         clients = member_clients(org, central, args.account, f"operator-{args.command}-{me}")
-        return commands.COMMANDS[args.command](args, clients, console)
+        with member_settings(org, args.account):
+            return commands.COMMANDS[args.command](args, clients, console)
     except KeyboardInterrupt:
         console.warn("interrupted")
         return commands.INTERRUPTED

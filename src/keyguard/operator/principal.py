@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
@@ -110,10 +110,13 @@ class PrincipalState:
     tags: dict[str, str] = field(default_factory=dict)
     keys: list[KeyState] = field(default_factory=list)
     keys_read: bool = False  # the held-principals scan does not read keys
+    boundary: str | None = None  # the permissions boundary's policy ARN (users: keyguard's deny-all while held)
+    ledger: Any = None  # keyguard.ledger.PrincipalRecord: what keyguard's own records say
+    ledger_leaked: set[str] = field(default_factory=set)  # keys the ledger marks as leaked
 
     @property
     def held(self) -> bool:
-        return bool(self.policies)
+        return bool(self.policies) or bool(self.ledger is not None and self.ledger.held)
 
     @property
     def subject(self) -> str:
@@ -121,7 +124,11 @@ class PrincipalState:
 
     @property
     def leaked(self) -> dict[str, str]:
-        return {k[len(LEAKED_PREFIX) :]: v for k, v in self.tags.items() if k.startswith(LEAKED_PREFIX)}
+        """Keys keyguard contained as leaked: the ledger's word (which no tag change lifts), and the tags."""
+        found = {k[len(LEAKED_PREFIX) :]: v for k, v in self.tags.items() if k.startswith(LEAKED_PREFIX)}
+        for key in self.ledger_leaked:
+            found.setdefault(key, "leaked (ledger)")
+        return found
 
     @property
     def containment(self) -> dict[str, str] | None:
@@ -141,10 +148,44 @@ class PrincipalState:
             "contained": self.containment,
             "leakedKeys": self.leaked,
             "released": self.release,
+            "boundary": self.boundary,
+            "ledger": _ledger_dict(self.ledger),
         }
         if self.keys_read:
             out["keys"] = [k.to_dict(now) for k in self.keys]
         return out
+
+
+def _ledger_dict(record: Any) -> dict[str, Any] | None:
+    if record is None:
+        return None
+    return {
+        "held": record.held,
+        "incident": record.incident,
+        "containedAt": stamp(record.contained_at),
+        "releasedAt": stamp(record.released_at),
+        "layers": list(record.layers),
+        "replacedBoundary": record.replaced_boundary,
+        "leakedKeys": list(record.leaked_keys),
+        "uniqueId": record.unique_id,
+    }
+
+
+def attach_ledger(state: PrincipalState, ledger: Any) -> PrincipalState:
+    """What keyguard's ledger says about the principal and its keys (None: no ledger configured)."""
+    if ledger is None or not getattr(ledger, "enabled", False):
+        return state
+    state.ledger = ledger.principal(state.kind, state.name)
+    keys = {k.key_id for k in state.keys} | set(state.ledger.leaked_keys if state.ledger else ())
+    for key_id in keys:
+        record = ledger.key(key_id)
+        if record is not None and record.leaked:
+            state.ledger_leaked.add(key_id)
+    state.keys = [
+        replace(k, leaked_at=k.leaked_at or "leaked (ledger)") if k.key_id in state.ledger_leaked else k
+        for k in state.keys
+    ]
+    return state
 
 
 def stamp(when: datetime | None) -> str | None:
@@ -193,6 +234,7 @@ def _read_principal(iam: Any, kind: str, name: str) -> PrincipalState:
         raise
     pages = iam.get_paginator(list_policies).paginate(**{param: name})
     state = PrincipalState(kind, found[param], found["Arn"])
+    state.boundary = (found.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
     for policy in [n for page in pages for n in page["PolicyNames"]]:
         if policy in KEYGUARD_POLICIES:
             doc = getattr(iam, get_policy)(**{param: name, "PolicyName": policy})["PolicyDocument"]

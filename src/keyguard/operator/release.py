@@ -107,6 +107,39 @@ class UntagRole(Action):
 
 
 @dataclass(frozen=True)
+class RemoveUserBoundary(Action):
+    """Take keyguard's deny-all permissions boundary off the user (the user had no boundary before)."""
+
+    user: str
+    name: ClassVar[str] = "remove-boundary"
+    permissions: ClassVar[tuple[str, ...]] = ("iam:DeleteUserPermissionsBoundary",)
+
+    @property
+    def target(self) -> str:  # type: ignore[override]
+        return f"user {self.user} (keyguard's deny-all boundary)"
+
+    def _call(self, iam: Any) -> None:
+        iam.delete_user_permissions_boundary(UserName=self.user)
+
+
+@dataclass(frozen=True)
+class RestoreUserBoundary(Action):
+    """Put back the boundary keyguard replaced (the ledger kept it), in place of keyguard's deny-all."""
+
+    user: str
+    policy_arn: str
+    name: ClassVar[str] = "restore-boundary"
+    permissions: ClassVar[tuple[str, ...]] = ("iam:PutUserPermissionsBoundary",)
+
+    @property
+    def target(self) -> str:  # type: ignore[override]
+        return f"user {self.user} (boundary {self.policy_arn})"
+
+    def _call(self, iam: Any) -> None:
+        iam.put_user_permissions_boundary(UserName=self.user, PermissionsBoundary=self.policy_arn)
+
+
+@dataclass(frozen=True)
 class ReactivateAccessKey(Action):
     """Status=Active on exactly this key of this user. Only after the release, only when asked twice."""
 
@@ -125,6 +158,8 @@ class ReactivateAccessKey(Action):
 
 RELEASE_ACTIONS: tuple[type[Action], ...] = (
     RemoveUserPolicy,
+    RemoveUserBoundary,
+    RestoreUserBoundary,
     RemoveRolePolicy,
     UntagUser,
     UntagRole,
@@ -140,30 +175,51 @@ class ReleasePlan:
     actions: list[Action] = field(default_factory=list)
     reactivate: ReactivateAccessKey | None = None
     notes: list[str] = field(default_factory=list)
+    release_in_ledger: bool = False  # the ledger records the release (before IAM changes: see commands)
 
     @property
     def empty(self) -> bool:
-        return not self.actions and self.reactivate is None
+        return not self.actions and self.reactivate is None and not self.release_in_ledger
 
 
 def plan_release(
-    state: PrincipalState, *, actor: str, reason: str, now: datetime, reactivate: str | None = None
+    state: PrincipalState,
+    *,
+    actor: str,
+    reason: str,
+    now: datetime,
+    reactivate: str | None = None,
+    deny_all_arn: str | None = None,
 ) -> ReleasePlan:
     """What releasing `state` takes. Raises OperatorError, before anything changes, for a key that must not
-    be reactivated."""
+    be reactivated (the ledger's leaked mark counts even when every tag is gone).
+
+    keyguard's boundary is the stack's deny-all policy (`deny_all_arn`), or, when the ledger says keyguard
+    put a boundary there, whatever boundary the user has; the boundary keyguard replaced is restored."""
     plan = ReleasePlan(state)
     if reactivate is not None:
         plan.reactivate = _reactivation(state, reactivate, plan.notes)
     if state.kind == "user":
         plan.actions += [RemoveUserPolicy(state.name, p.name) for p in state.policies]
+        record = state.ledger
+        ours = state.boundary is not None and (
+            state.boundary == deny_all_arn
+            or (deny_all_arn is None and record is not None and "deny-all-boundary" in record.layers)
+        )
+        if ours and record is not None and record.replaced_boundary:
+            plan.actions.append(RestoreUserBoundary(state.name, record.replaced_boundary))
+        elif ours:
+            plan.actions.append(RemoveUserBoundary(state.name))
     else:
         plan.actions += [RemoveRolePolicy(state.name, p.name) for p in state.policies]
     existing = {k.key_id for k in state.keys}
     stale = [k for k in state.tags if k.startswith(LEAKED_PREFIX) and k[len(LEAKED_PREFIX) :] not in existing]
     untag = tuple(k for k in CONTAINMENT_TAGS if k in state.tags) + (tuple(stale) if state.kind == "user" else ())
-    if not plan.actions and not untag:
+    held_in_ledger = state.ledger is not None and state.ledger.held
+    if not plan.actions and not untag and not held_in_ledger:
         plan.notes.append(f"keyguard holds nothing on {state.subject}: no keyguard policy, no containment record")
         return plan
+    plan.release_in_ledger = held_in_ledger or bool(plan.actions)
     if untag:
         plan.actions.append(UntagUser(state.name, untag) if state.kind == "user" else UntagRole(state.name, untag))
     record = [

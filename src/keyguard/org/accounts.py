@@ -18,8 +18,11 @@ from keyguard.org.directory import Directory, DirectoryUnavailable
 from keyguard.org.settings import OrgSettings, partition_of
 from keyguard.plan import Outcome
 from keyguard.respond import Response
+from keyguard.settings import Settings
 
 ASSUME_ACTION = "assume-member-role"
+MEMBER_BOUNDARY = "AWSDenyAll"  # the quarantine's permissions boundary in member accounts (AWS managed)
+MEMBER_SIDE_ROLES = ("keyguard-forwarder", "keyguard-operator")  # templates/member-global.yaml
 
 
 @dataclass
@@ -31,6 +34,7 @@ class Placement:
     account: str | None
     clients: Clients | None = None
     refused: Response | None = None
+    settings: Settings | None = None  # the settings for that account (None: the runtime's, unchanged)
 
     @property
     def iam(self) -> Any:
@@ -53,11 +57,14 @@ class SingleAccount:
     def __init__(self, clients: Clients) -> None:
         self.clients = clients
 
-    def place(self, event: Any, incident: Incident, account: str | None) -> Placement:
+    def place(self, event: Any, incident: Incident, account: str | None, settings: Settings | None = None) -> Placement:
         return Placement(incident, account, self.clients)
 
     def clients_for(self, account: str | None, incident_id: str | None = None) -> Clients:
         return self.clients
+
+    def settings_for(self, settings: Settings, account: str | None) -> Settings:
+        return settings
 
 
 class Organization:
@@ -82,8 +89,9 @@ class Organization:
         self.assume_calls = 0
 
     # ---------------------------------------------------------------- the runtime's seam
-    def place(self, event: Any, incident: Incident, account: str | None) -> Placement:
-        """The incident in the account its event proves, with clients there; or refused, with the reason."""
+    def place(self, event: Any, incident: Incident, account: str | None, settings: Settings | None = None) -> Placement:
+        """The incident in the account its event proves, with clients (and settings) there; or refused,
+        with the reason."""
         try:
             where = target.of(event, incident.source)
         except target.NotProven as e:
@@ -101,7 +109,17 @@ class Organization:
             if e.retry:
                 return _failed(proven, self.settings.role_arn(where.account), str(e))
             return _refused(proven, f"{e} Nothing was done.")
-        return Placement(proven, where.account, clients)
+        return Placement(proven, where.account, clients, settings=self.settings_for(settings, where.account))
+
+    def settings_for(self, settings: Settings | None, account: str | None) -> Settings | None:
+        """The runtime's settings as they apply in a member account: the quarantine boundary is AWS's own
+        deny-all policy there (a boundary must be in the user's account or AWS managed, and nobody can
+        edit AWSDenyAll), and keyguard's member-side roles are its own roles, never acted on."""
+        if settings is None:
+            return None
+        boundary = f"arn:{self._partition}:iam::aws:policy/{MEMBER_BOUNDARY}" if settings.deny_all_policy_arn else None
+        own = settings.own_roles | {name.lower() for name in (self.settings.member_role_name, *MEMBER_SIDE_ROLES)}
+        return replace(settings, deny_all_policy_arn=boundary, own_roles=frozenset(own))
 
     def clients_for(self, account: str | None, incident_id: str | None = None) -> Clients:
         """Clients acting in `account` through its member role (cached per account, refreshed before

@@ -50,6 +50,7 @@ def extract(event: Any) -> list[Incident]:
             event_id=event["id"],
             observed_at=envelope_time(event.get("time")),
             finding_type="CreateAccessKey",
+            actor_arn=opt_text(identity, "arn"),
             evidence=Evidence(
                 source_ip=opt_text(detail, "sourceIPAddress"),
                 api="CreateAccessKey",
