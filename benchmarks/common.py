@@ -48,6 +48,8 @@ class Handler:
         from keyguard.local import emulator
 
         os.environ.update(KEYGUARD_MODE=mode, KEYGUARD_TOPIC_ARN=env.topic_arn, KEYGUARD_IDEMPOTENCY_TABLE=env.table)
+        # as the stack deploys it: the ledger and the deny-all boundary (issue 9)
+        os.environ.update(KEYGUARD_LEDGER_TABLE=env.ledger_table, KEYGUARD_DENY_ALL_POLICY_ARN=env.deny_all_policy_arn)
         module, func = rule.handler.rsplit(".", 1)
         self.fn = getattr(importlib.import_module(module), func)
         self.fn.runtime.reset(clients=env.clients)

@@ -77,6 +77,17 @@ def replay(env: Any, user: str, key: str, ops: list[str]) -> tuple[Any, list[str
         ),
         "TagUser": lambda n: iam.tag_user(UserName=user, Tags=tags),
         "GetAccessKeyLastUsed": lambda n: iam.get_access_key_last_used(AccessKeyId=key),
+        "GetUser": lambda n: iam.get_user(UserName=user),
+        "PutUserPermissionsBoundary": lambda n: iam.put_user_permissions_boundary(
+            UserName=user, PermissionsBoundary=env.deny_all_policy_arn
+        ),
+        "ListAccessKeys": lambda n: iam.list_access_keys(UserName=user),
+        "GetUserPolicy": lambda n: iam.get_user_policy(UserName=user, PolicyName="keyguard-quarantine"),
+        "TransactWriteItems": lambda n: ddb.transact_write_items(
+            TransactItems=[
+                {"Put": {"TableName": env.ledger_table, "Item": {"pk": {"S": f"bench#{n}"}, "sk": {"S": "x"}}}}
+            ]
+        ),
         "ListUserTags": lambda n: iam.list_user_tags(UserName=user),
         "PutItem": put_item,
         "UpdateItem": update_item,

@@ -78,6 +78,8 @@ def body(r: Response) -> str:
         facts.append(("Detail", i.evidence.description))
     width = max(len(k) for k, _ in facts)
     lines += [f"{k.ljust(width)} : {v}" for k, v in facts]
+    if r.notes:
+        lines += ["", "Note:", *[f"  - {note}" for note in r.notes]]
     lines += ["", "Actions:"]
     lines += [f"  - {res.line()}" for res in r.results] or ["  - none (see above why)"]
     lines += ["", "What to do now:"]
@@ -156,6 +158,7 @@ def document(r: Response) -> dict[str, Any]:
         "accessKeyId": i.key_id,
         "principal": {"type": i.principal_type.value, "named": i.principal_name, "verifiedOwner": r.owner},
         "ownerNote": r.owner_note,
+        "notes": list(r.notes),
         "account": i.account,
         "region": i.region,
         "source": i.source.value,

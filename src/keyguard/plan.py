@@ -83,7 +83,10 @@ def triage(incident: Incident, settings: Settings, account: str | None = None) -
         return Outcome.NOTIFY_ONLY, "Temporary credentials with no named principal: IAM cannot name an owner."
     if incident.kind is Kind.NEW_KEY and settings.create_access_key_response == CAK_NOTIFY:
         return Outcome.NOTIFY_ONLY, "CreateAccessKeyResponse is 'notify': the new key was left as it is."
-    return protection(incident, incident.principal_name, settings)
+    stop = protection(incident, incident.principal_name, settings)
+    if stop and incident.principal_name and created_by_someone_else(incident, incident.principal_name):
+        return None  # a new key someone else made for a protected principal: respond deactivates the key
+    return stop
 
 
 def principal_kind(incident: Incident) -> str:

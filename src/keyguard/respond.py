@@ -277,6 +277,7 @@ def _stopped_for(
 
 def _conclude(response: Response, incident: Incident, actions: list[Action]) -> Response:
     _mirror_is_not_the_record(response)
+    _compare_unique_ids(response)
     if response.failures:
         names = ", ".join(dict.fromkeys(r.action for r in response.failures))
         holding = [r.action for r in response.results if r.status in (Status.DONE, Status.ALREADY_DONE)]
@@ -304,6 +305,18 @@ def _conclude(response: Response, incident: Incident, actions: list[Action]) -> 
         bound = " and a deny-all permissions boundary" if any(a.name == BOUNDARY_LAYER for a in actions) else ""
         response.reason = f"Leaked access key: deactivated; the user is quarantined with a deny-all policy{bound}."
     return response
+
+
+def _compare_unique_ids(response: Response) -> None:
+    """The event's unique id (GuardDuty principalId: AIDA...) against IAM's (read back): a user renamed, or
+    deleted and re-created under the same name, is not the principal the event saw. IAM's answer wins."""
+    event_id = (response.incident.principal_id or "").split(":", 1)[0]
+    found = next((r.facts.get("uniqueId") for r in response.results if r.facts.get("uniqueId")), None)
+    if not event_id.startswith("AIDA") or not found or found == event_id:
+        return
+    note = f"the event's principal id is {event_id}, but IAM says {response.owner} is {found}"
+    if note not in response.notes:
+        response.notes.append(note)
 
 
 def _mirror_is_not_the_record(response: Response) -> None:

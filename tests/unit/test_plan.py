@@ -238,9 +238,16 @@ TRIAGE = [
         ACCOUNT,
         Outcome.PROTECTED,
     ),
-    (
+    (  # someone else (admin-carol) made the key for the protected user: respond deactivates the key only
         "protected-new-key-user",
         NEW_KEY,
+        settings(protected_principals=frozenset({"bob"})),
+        ACCOUNT,
+        None,
+    ),
+    (
+        "protected-new-key-user-made-by-itself",
+        replace(NEW_KEY, actor_arn="arn:aws:iam::123456789012:user/bob"),
         settings(protected_principals=frozenset({"bob"})),
         ACCOUNT,
         Outcome.PROTECTED,

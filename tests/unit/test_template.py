@@ -229,7 +229,6 @@ LEDGER = "arn:aws:dynamodb:us-east-1:123456789012:table/keyguard-ledger"
         ("Admin", "dynamodb:DeleteItem", True),
         ("Admin", "dynamodb:BatchWriteItem", True),
         ("Admin", "dynamodb:PartiQLUpdate", True),
-        ("Admin", "dynamodb:UpdateTable", True),
         ("Admin", "dynamodb:GetItem", False),  # reading is not refused (the identity policy decides)
     ],
 )

@@ -207,10 +207,11 @@ class Ledger:
                 "KeyConditionExpression": "gpk = :h AND gsk >= :since",
                 "ExpressionAttributeValues": {":h": _s("history"), ":since": _s(stamp(since) or "")},
             }
-        out = [_entry(item) for item in self._query(query)]
+        items = sorted(self._query(query), key=lambda item: _str(item, "sk") or "")  # time, to the microsecond
+        out = [_entry(item) for item in items]
         if since is not None:
             out = [e for e in out if e.at >= since]
-        return sorted(out, key=lambda e: e.at)
+        return out
 
     def _query(self, query: dict[str, Any]) -> Iterator[dict[str, Any]]:
         start: dict[str, Any] | None = None
@@ -334,7 +335,8 @@ class Ledger:
         detail: dict[str, Any],
     ) -> dict[str, Any]:
         when = stamp(at) or ""
-        sk = f"entry#{when}#{uuid.uuid4().hex[:12]}"
+        precise = at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # orders entries of the same second
+        sk = f"entry#{precise}#{uuid.uuid4().hex[:12]}"
         item = {
             "pk": _s(principal_pk(kind, name)),
             "sk": _s(sk),

@@ -227,6 +227,8 @@ def seed(iam: Any, event: dict[str, Any]) -> Seeded:
         if not sample and user_type == "IAMUser" and name and is_key_id(key) and is_long_term(key):
             details["accessKeyId"] = user_with_key(name, key)
             other_key(name)
+            if details.get("principalId"):  # GuardDuty names the user's unique id, as IAM gave it
+                details["principalId"] = iam.get_user(UserName=name)["User"]["UserId"]
         elif not sample and user_type == "AssumedRole" and name:
             _ensure_role(iam, name)
             out.roles.append(name)
