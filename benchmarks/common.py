@@ -83,8 +83,30 @@ def account() -> Iterator[Any]:
     from keyguard.local import emulator
 
     os.environ.pop("AWS_ENDPOINT_URL", None)
+    cheap_moto_transactions()
     with emulator.emulated_account() as env:
         yield env
+
+
+def cheap_moto_transactions() -> None:
+    """moto backs up every table a TransactWriteItems touches by deep copy, once per item in the call, to
+    roll back a failed transaction: O(table size) per call, which DynamoDB does not pay. The ledger writes one
+    transaction per containment, so a 1,000-event loop would time moto's copies (and hold gigabytes).
+    The benchmarks make no failing transaction: they skip the table backup, and only that copy."""
+    import copy as std_copy
+
+    from moto.dynamodb import models
+    from moto.dynamodb.models.table import Table
+
+    class _Copy:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(std_copy, name)
+
+        @staticmethod
+        def deepcopy(value: Any, memo: Any = None) -> Any:
+            return value if isinstance(value, Table) else std_copy.deepcopy(value, memo)
+
+    models.copy = _Copy()  # type: ignore[assignment]
 
 
 def drop_subscribers(env: Any) -> None:

@@ -110,6 +110,7 @@ FAULT_KINDS: dict[str, FaultKind] = {
                 "sqs": ("RequestThrottled", 400),
                 "sts": ("Throttling", 400),
                 "cloudtrail": ("ThrottlingException", 400),
+                "ec2": ("RequestLimitExceeded", 503),
             },
         ),
         FaultKind(
@@ -122,6 +123,7 @@ FAULT_KINDS: dict[str, FaultKind] = {
                 "sqs": ("AccessDenied", 403),
                 "sts": ("AccessDenied", 403),
                 "cloudtrail": ("AccessDeniedException", 400),
+                "ec2": ("UnauthorizedOperation", 403),
             },
         ),
         FaultKind(
@@ -134,6 +136,7 @@ FAULT_KINDS: dict[str, FaultKind] = {
                 "sqs": ("QueueDoesNotExist", 400),
                 "sts": ("InvalidIdentityToken", 400),
                 "cloudtrail": ("TrailNotFoundException", 400),
+                "ec2": ("InvalidInstanceID.NotFound", 400),
             },
         ),
         FaultKind("connection-error", True, raises=EndpointConnectionError),

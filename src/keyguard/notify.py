@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import UTC
 from typing import Any
 
 from keyguard.actions import QUARANTINE_POLICY, REVOKE_SESSIONS_POLICY
-from keyguard.incident import PrincipalType
+from keyguard.incident import PrincipalType, is_long_term
 from keyguard.plan import Outcome
 from keyguard.respond import Response
 
@@ -74,8 +75,9 @@ def body(r: Response) -> str:
         ("Incident", i.incident_id),
     ]
     facts += i.evidence.lines()
-    if i.evidence.description:
-        facts.append(("Detail", i.evidence.description))
+    detail = _detail(r)
+    if detail:
+        facts.append(("Detail", detail))
     width = max(len(k) for k, _ in facts)
     lines += [f"{k.ljust(width)} : {v}" for k, v in facts]
     if r.notes:
@@ -85,6 +87,27 @@ def body(r: Response) -> str:
     lines += ["", "What to do now:"]
     lines += [f"  {n}. {step}" for n, step in enumerate(_next_steps(r), 1)]
     return "\n".join(lines)
+
+
+_KEY_IN_TEXT = re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b")
+_USER_IN_TEXT = re.compile(r"\bIAM user ([\w+=,.@-]+?)(?=[\s,;:)]|\.(?:\s|$)|$)")
+
+
+def _detail(r: Response) -> str | None:
+    """The event's own text, unless it names another key or user than the one this notice is about (AWS
+    Health's text can be a template, and the emulator rewrites only the event's entities): a reader must
+    never see one key and owner in the facts and another in the detail."""
+    text = r.incident.evidence.description
+    if not text:
+        return None
+    keys = set(_KEY_IN_TEXT.findall(text)) - {r.incident.key_id}
+    users = {u for u in _USER_IN_TEXT.findall(text) if u != (r.owner or r.incident.principal_name)}
+    if keys or users:
+        return (
+            "left out: the event's text names another key or user than the facts above (IAM named the owner);"
+            " read it in the AWS Health Dashboard (Source id)"
+        )
+    return text
 
 
 def _owner(r: Response) -> str:
@@ -110,39 +133,139 @@ def _next_steps(r: Response) -> list[str]:
             " root password.",
             "Review CloudTrail for what the root credentials did; contact AWS Support if the account is abused.",
         ]
+    if i.principal_type is PrincipalType.ASSUMED_ROLE and o in (
+        Outcome.CONTAINED,
+        Outcome.SESSIONS_REVOKED,
+        Outcome.WOULD_CONTAIN,
+        Outcome.FAILED,
+    ):
+        return _role_steps(r, user)
     if o is Outcome.FAILED:
-        return [
-            "keyguard retries automatically; if it still fails the event lands in the dead-letter queue.",
-            f"Contain by hand now: aws iam update-access-key --user-name {user} --access-key-id {i.key_id}"
-            " --status Inactive",
-            "Fix the error above (permissions? throttling?), then check this key again.",
-        ]
-    if o is Outcome.SESSIONS_REVOKED:
-        return [
-            "Find where the role's credentials leaked (instance, container, CI) and fix it; require IMDSv2.",
-            f"When fixed, remove the role policy: aws iam delete-role-policy --role-name {user}"
-            f" --policy-name {REVOKE_SESSIONS_POLICY}",
-        ]
+        steps = ["keyguard retries automatically; if it still fails the event lands in the dead-letter queue."]
+        if is_long_term(i.key_id):
+            steps.append(
+                f'Contain by hand now: keyguard contain --key {i.key_id} --reason "{_case(i)}"'
+                f" (fallback: aws iam update-access-key --user-name {user} --access-key-id {i.key_id}"
+                " --status Inactive)"
+            )
+        else:
+            steps.append(_session_user_step(user, held=False))
+        steps.append("Fix the error above (permissions? throttling?), then check this key again.")
+        return steps
     if o in (Outcome.CONTAINED, Outcome.WOULD_CONTAIN) and i.kind.value == "new-key":
+        return _new_key_steps(r, user)
+    if o in (Outcome.CONTAINED, Outcome.WOULD_CONTAIN) and not is_long_term(i.key_id):
+        steps = []
+        if o is Outcome.WOULD_CONTAIN:
+            steps.append(
+                f"Dry-run: keyguard changed nothing, so user {user} and its session credentials {i.key_id} are"
+                " STILL ACTIVE."
+            )
         return [
-            "Long-lived keys are a liability: use an IAM role (instance profile, IAM Roles Anywhere, SSO) instead.",
-            f"If the key is truly needed: aws iam update-access-key --user-name {user} --access-key-id {i.key_id}"
-            " --status Active, tag the user keyguard exemption, and remove the policy:"
-            f" aws iam delete-user-policy --user-name {user} --policy-name {REVOKE_SESSIONS_POLICY}",
+            *steps,
+            _session_user_step(user, held=o is Outcome.CONTAINED),
+            "Review what the session did (CloudTrail, filter by access key id) and undo it.",
+            _release_step("user", user, QUARANTINE_POLICY),
         ]
     if o in (Outcome.CONTAINED, Outcome.WOULD_CONTAIN):
+        steps = []
+        if o is Outcome.WOULD_CONTAIN:
+            steps.append(
+                f"The key is STILL ACTIVE: keyguard runs in dry-run and changed nothing. Contain it now:"
+                f' keyguard contain --key {i.key_id} --reason "{_case(i)}"'
+            )
         return [
+            *steps,
             "Review what the key did (CloudTrail, filter by access key id) and undo it; look for new users, keys,"
             " roles and instances.",
             f"Delete the leaked key after replacing it (never reactivate it): aws iam delete-access-key"
             f" --user-name {user} --access-key-id {i.key_id}",
-            "Release the user once the key is rotated and the user's other credentials are checked:"
-            f" aws iam delete-user-policy --user-name {user} --policy-name {QUARANTINE_POLICY}",
+            _release_step("user", user, QUARANTINE_POLICY),
             "Better: replace long-lived keys with roles (instance profiles, the metadata service, SSO).",
         ]
     if o is Outcome.NOT_FOUND:
         return ["Check whether the key belongs to another of your accounts and contain it there."]
+    if is_long_term(i.key_id):
+        return [
+            "Review the finding (keyguard did not act, see why above). If it is real, contain the key:"
+            f' keyguard contain --key {i.key_id} --reason "{_case(i)}"'
+        ]
     return ["Review the finding; contain by hand if it is real (keyguard did not act, see why above)."]
+
+
+def _case(i: Any) -> str:
+    return f"{i.source.value} {i.finding_type}"[:80].replace('"', "'")
+
+
+def _release_step(kind: str, name: str, policy: str) -> str:
+    """`keyguard release` first (it records who and why, and removes every layer); the raw calls after."""
+    if kind == "role":
+        raw = f"aws iam delete-role-policy --role-name {name} --policy-name {policy}"
+    else:
+        raw = (
+            f"aws iam delete-user-policy --user-name {name} --policy-name {policy}, and if keyguard set a"
+            f" permissions boundary: aws iam delete-user-permissions-boundary --user-name {name}"
+        )
+    return (
+        f'Release the {kind} once it is safe: keyguard release --{kind} {name} --reason "..."'
+        f" (it records who released and why). Only if the keyguard command is unavailable: {raw}"
+    )
+
+
+def _session_user_step(user: str, *, held: bool = True) -> str:
+    text = (
+        f"Temporary (ASIA) credentials cannot be deleted and expire on their own: rotate user {user}'s long-term"
+        " keys (one of them minted the session)"
+    )
+    if held:
+        return text + "; the quarantine holds until you release the user."
+    return text + (
+        f", and quarantine the user until then: aws iam put-user-policy --user-name {user} --policy-name"
+        f" {QUARANTINE_POLICY} --policy-document"
+        ' \'{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"*","Resource":"*"}]}\''
+    )
+
+
+def _role_steps(r: Response, role: str) -> list[str]:
+    o = r.outcome
+    steps = []
+    if o in (Outcome.WOULD_CONTAIN, Outcome.FAILED):
+        head = "Dry-run: keyguard changed nothing" if o is Outcome.WOULD_CONTAIN else "keyguard could not revoke"
+        steps.append(
+            f"{head}, so the stolen session credentials of role {role} STILL WORK. Revoke the role's sessions now:"
+            f" IAM console, Roles, {role}, Revoke active sessions (or: aws iam put-role-policy --role-name {role}"
+            f" --policy-name {REVOKE_SESSIONS_POLICY} --policy-document with a Deny of * on"
+            " DateLessThan aws:TokenIssueTime = now)."
+        )
+    steps += [
+        "Find where the role's credentials leaked (instance, container, CI) and fix it; require IMDSv2.",
+        "Review what the session did (CloudTrail, filter by access key id) and undo it.",
+    ]
+    if o is not Outcome.WOULD_CONTAIN:
+        steps.append(_release_step("role", role, REVOKE_SESSIONS_POLICY))
+    return steps
+
+
+def _new_key_steps(r: Response, user: str) -> list[str]:
+    i = r.incident
+    exempt = (
+        f"to let {user} keep creating keys, add it to the stack parameter ExemptPrincipals (user names or ARNs;"
+        " a keyguard:exempt tag no longer exempts)"
+    )
+    if r.outcome is Outcome.WOULD_CONTAIN:
+        return [
+            f"Dry-run: keyguard changed nothing; the new key {i.key_id} is active. If nobody expected it, deactivate"
+            f" it now: aws iam update-access-key --user-name {user} --access-key-id {i.key_id} --status Inactive",
+            "Long-lived keys are a liability: use an IAM role (instance profile, IAM Roles Anywhere, SSO) instead.",
+            f"If the key is truly needed, nothing to undo; {exempt}.",
+        ]
+    return [
+        "Long-lived keys are a liability: use an IAM role (instance profile, IAM Roles Anywhere, SSO) instead.",
+        f"If the key is truly needed: release the user and turn the key back on: keyguard release --user {user}"
+        f' --reactivate {i.key_id} --reason "..." (fallback: aws iam update-access-key --user-name {user}'
+        f" --access-key-id {i.key_id} --status Active, and aws iam delete-user-policy --user-name {user}"
+        f" --policy-name {REVOKE_SESSIONS_POLICY}); {exempt}.",
+    ]
 
 
 def document(r: Response) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from keyguard.app import DEDUP_PERMISSIONS
 from keyguard.incident import Source
-from keyguard.investigate.core import FOLLOW_UP_ACTIONS, OPT_IN_ACTIONS
+from keyguard.investigate.core import FOLLOW_UP_ACTIONS, FOLLOW_UP_READS, OPT_IN_ACTIONS
 from keyguard.investigate.ec2 import DESCRIBE_PERMISSIONS
 from keyguard.investigate.handoff import HANDOFF_PERMISSIONS
 from keyguard.investigate.trail import LOOKUP_PERMISSIONS
@@ -54,6 +54,8 @@ def iam_permissions(source: Source) -> frozenset[str]:
         actions += FOLLOW_UP_ACTIONS
     perms = {p for action in actions for p in action.permissions if p.startswith("iam:")}
     perms.update(LOOKUP_OWNER_PERMISSIONS)
+    if source is Source.INVESTIGATION:
+        perms.update(FOLLOW_UP_READS)
     if source is Source.CREATE_ACCESS_KEY:
         perms.update(EXEMPTION_PERMISSIONS)
     return frozenset(perms)
@@ -69,8 +71,8 @@ def required(source: Source) -> frozenset[str]:
     perms = iam_permissions(source) | frozenset(NOTIFY_PERMISSIONS) | frozenset(DEDUP_PERMISSIONS)
     if source in LEDGER_SOURCES:
         perms |= frozenset(RecordInLedger.permissions)
-    if source is Source.INVESTIGATION:
-        return perms | UNSCOPABLE_READS | CONSUME_PERMISSIONS
+    if source is Source.INVESTIGATION:  # it also queues its own continuations and later runs
+        return perms | UNSCOPABLE_READS | CONSUME_PERMISSIONS | frozenset(HANDOFF_PERMISSIONS)
     return perms | frozenset(HANDOFF_PERMISSIONS)
 
 

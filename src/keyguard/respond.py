@@ -81,7 +81,7 @@ class RecordInLedger(Action):
     why: str
     name: ClassVar[str] = "ledger"
     permissions: ClassVar[tuple[str, ...]] = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
-    records: ClassVar[bool] = True
+    records: ClassVar[bool] = True  # (GetItem: the new-key path reads the first cut-off)
     service: ClassVar[str] = "dynamodb"
 
     @property
@@ -389,8 +389,7 @@ def _write_ledger(ledger: Any, response: Response, actor: str, why: str) -> str:
         facts.update({k: v for k, v in r.facts.items() if v})
     keys = [incident.key_id] if "deactivate-key" in held else []
     leaked = keys if incident.kind is Kind.COMPROMISE else []
-    first = ledger.incident(incident.incident_id)
-    event = "contained" if first is None else "redelivered"
+    event = "redelivered" if response.first_contained else "contained"  # known on the new-key path (its cut-off)
     ledger.contained(
         incident_id=incident.incident_id,
         kind=kind,

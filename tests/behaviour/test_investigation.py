@@ -127,7 +127,7 @@ def test_key_with_no_activity_gets_a_short_report(account) -> None:
     _, report = _docs(account)
     assert report["total"] == 0 and report["actions"] == [] and report["keys"] == []
     text = _text(invocations[-1])
-    assert "No CloudTrail activity" in text and len(text.splitlines()) < 15
+    assert "No CloudTrail activity" in text and len(text.splitlines()) <= 16  # the facts, the later runs, one step
 
 
 def test_dry_run_investigates_but_changes_nothing(account, monkeypatch) -> None:

@@ -18,6 +18,11 @@ from typing import Any
 import boto3
 import pytest
 
+# The handlers' Powertools loggers bind to sys.stdout when first imported: import them at collection (pytest's
+# session capture), never first inside a test's capsys, whose stream is closed after that test.
+import handlers.access_key_created
+import handlers.guardduty
+import handlers.health  # noqa: F401
 from keyguard.ledger import Ledger
 from keyguard.local import emulator, quotas
 from keyguard.local.quotas import filler_policy

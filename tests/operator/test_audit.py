@@ -154,7 +154,7 @@ def test_csv_lists_the_findings(seeded, cli) -> None:
     code, out, _ = cli("audit", "--regions", TWO_REGIONS, "--format", "csv")
     assert code == 0
     rows = list(csv.reader(io.StringIO(out)))
-    assert rows[0] == ["CHECK", "SUBJECT", "REGION", "DETAIL"]
+    assert rows[0] == ["CHECK", "SUBJECT", "REGION", "DETAIL", "SEVERITY"]
     assert [tuple(r[:3]) for r in rows[1:]] == expected_findings(made)
 
 

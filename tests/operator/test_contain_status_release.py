@@ -46,9 +46,11 @@ def test_contain_status_release_round_trip(account, cli) -> None:
     )
     assert (code, err) == (0, "")
     doc = json.loads(out)
-    assert doc["outcome"] == "contained" and doc["source"] == "manual"
-    assert doc["principal"]["verifiedOwner"] == "alice"
-    assert [(a["action"], a["status"]) for a in doc["actions"]] == [
+    assert doc["command"] == "contain" and doc["outcome"] == "contained"
+    (key,) = doc["keys"]
+    assert key["response"]["source"] == "manual" and key["owner"] == "alice"
+    assert key["response"]["principal"]["verifiedOwner"] == "alice"
+    assert [(a["action"], a["status"]) for a in key["actions"]] == [
         ("deactivate-key", "done"),
         ("quarantine-user", "done"),
         ("verify", "done"),
@@ -75,8 +77,8 @@ def test_contain_status_release_round_trip(account, cli) -> None:
     status = json.loads(out)
     assert status["principal"]["name"] == "alice" and status["held"] is True
     assert status["policies"] == [{"name": "keyguard-quarantine", "effect": "denies every action"}]
-    assert status["contained"] == {
-        "contained-at": at,
+    assert status["containment"] == {
+        "containedAt": at,
         "incident": f"manual:{at}:{leaked}",
         "reason": f"manual AWS email: key on GitHub - by user/moto {leaked}",
     }
@@ -84,7 +86,8 @@ def test_contain_status_release_round_trip(account, cli) -> None:
         leaked: ("Inactive", at),
         other: ("Active", None),
     }
-    assert status["released"] is None
+    assert status["lastRelease"] is None
+    assert status["leakedKeys"] == [{"accessKeyId": leaked, "leakedAt": at}]
 
     code, out, err = cli("status", "--user", "alice")
     assert code == 0
@@ -114,8 +117,8 @@ def test_contain_status_release_round_trip(account, cli) -> None:
 
     code, out, _ = cli("status", "--user", "alice", "--format", "json")
     status = json.loads(out)
-    assert status["held"] is False and status["contained"] is None
-    assert status["released"]["by"] == "arn:aws:sts::123456789012:user/moto"
+    assert status["held"] is False and status["containment"] is None
+    assert status["lastRelease"]["by"] == "arn:aws:sts::123456789012:user/moto"
 
 
 def test_after_the_leaked_key_is_deleted_release_drops_its_mark(account, cli) -> None:
@@ -156,11 +159,11 @@ def test_reactivation_needs_the_second_confirmation(account, cli) -> None:
 
     # --yes answers the first question only; the key id was not typed: nothing happens
     code, _, err = cli("release", "--user", "alice", "--reactivate", new, "--yes", answers="\n")
-    assert code == 1 and "reactivation not confirmed: nothing was changed" in err
+    assert code == 2 and "reactivation not confirmed: nothing was changed" in err
     assert state(aws) == contained
     # a wrong key id typed: nothing happens
     code, _, err = cli("release", "--user", "alice", "--reactivate", new, answers=f"y\n{other}\n")
-    assert code == 1 and state(aws) == contained
+    assert code == 2 and state(aws) == contained
 
     code, out, err = cli("release", "--user", "alice", "--reactivate", new, answers=f"y\n{new}\n")
     assert (code, err.count("Type the key id")) == (0, 1)
@@ -221,7 +224,7 @@ def test_release_role_removes_only_the_session_revocation(aws, cli, monkeypatch)
         "keyguard:released-incident",
     }
     assert after["tags"]["keyguard:released-reason"] == "instance rebuilt"
-    assert cli("status", "--format", "json")[1].strip() == '{\n  "held": []\n}'
+    assert json.loads(cli("status", "--format", "json")[1])["held"] == []
 
 
 def test_dry_runs_change_nothing(account, cli) -> None:
@@ -241,12 +244,13 @@ def test_declining_changes_nothing(account, cli) -> None:
     aws, (leaked, _) = account
     before = state(aws)
     code, _, err = cli("contain", "--key", leaked, answers="n\n")
-    assert code == 1 and "aborted: nothing was changed" in err
-    assert cli("contain", "--key", leaked, answers="")[0] == 1  # no answer (EOF) is no
+    assert code == 2 and "declined: nothing was changed" in err
+    code, _, err = cli("contain", "--key", leaked, answers="")  # no answer (EOF) is no, with a hint
+    assert code == 2 and "pass --yes" in err
     assert state(aws) == before
     assert cli("contain", "--key", leaked, answers="yes\n")[0] == 0
     contained = state(aws)
-    assert cli("release", "--user", "alice", answers="\n")[0] == 1
+    assert cli("release", "--user", "alice", answers="\n")[0] == 2
     assert state(aws) == contained
 
 
@@ -287,7 +291,7 @@ def test_failed_containment_is_loud(account, cli) -> None:
     Fault(aws.iam, "PutUserPolicy", "AccessDenied", status=403)
     code, out, err = cli("contain", "--key", leaked, "--yes")
     assert code == 1
-    assert "keyguard: containment FAILED" in err
+    assert err.startswith(f"keyguard: containment of {leaked} FAILED (quarantine-user") and err.count("\n") == 1
     assert "quarantine-user user alice (policy keyguard-quarantine): failed (AccessDenied" in out
     after = state(aws)["user/alice"]
     assert after["keys"] == {leaked: "Inactive", other: "Active"}  # what worked did happen
@@ -300,7 +304,7 @@ def test_failed_release_stops_and_keeps_the_record(account, cli) -> None:
     contained = state(aws)
     Fault(aws.iam, "DeleteUserPolicy", "AccessDenied", status=403)
     code, out, err = cli("release", "--user", "alice", "--yes")
-    assert code == 1
+    assert code == 2  # the first step failed: nothing was done
     assert err.startswith("keyguard: release FAILED at remove-policy keyguard-quarantine from user alice: failed")
     assert "remove-tags user alice (keyguard:contained-at, keyguard:incident, keyguard:reason): skipped" in out
     assert state(aws) == contained  # still held, still recorded as held

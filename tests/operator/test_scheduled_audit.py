@@ -180,13 +180,16 @@ def test_the_operator_policy_in_the_docs_is_what_the_commands_use() -> None:
     from keyguard.actions import ALL_ACTIONS
     from keyguard.incident import Source
     from keyguard.ledger import WRITE_PERMISSIONS as LEDGER_PERMISSIONS
+    from keyguard.operator.commands import TOPIC_CHECK_PERMISSIONS as TOPIC_CHECK
     from keyguard.operator.principal import READ_ROLE_PERMISSIONS, READ_USER_PERMISSIONS
     from keyguard.operator.release import RELEASE_ACTIONS
+    from keyguard.operator.simulate import SIMULATE_PERMISSIONS as SIMULATE
+    from keyguard.operator.stack import READ_PERMISSIONS as STACK_READ
     from keyguard.plan import possible_actions
     from keyguard.respond import LOOKUP_OWNER_PERMISSIONS
 
     text = (REPO / "docs" / "operator.md").read_text()
-    (block,) = re.findall(r"```json\n(.*?)```", text, flags=re.S)
+    (block,) = [b for b in re.findall(r"```json\n(.*?)```", text, flags=re.S) if '"Statement"' in b]
     documented = {a for s in json.loads(block)["Statement"] for a in _as_list(s["Action"])}
     contain = {p for a in possible_actions(Source.MANUAL) for p in a.permissions} | set(LOOKUP_OWNER_PERMISSIONS)
     release = {p for a in RELEASE_ACTIONS for p in a.permissions}
@@ -197,6 +200,9 @@ def test_the_operator_policy_in_the_docs_is_what_the_commands_use() -> None:
         | release
         | set(audit.AUDIT_PERMISSIONS)
         | {"sns:Publish", "kms:GenerateDataKey", "kms:Decrypt"}
+        | set(STACK_READ)
+        | set(SIMULATE)
+        | set(TOPIC_CHECK)
         | set(LEDGER_PERMISSIONS)
     )
     assert documented == used

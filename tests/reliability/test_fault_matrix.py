@@ -102,7 +102,7 @@ HANDOFF = Outcome(
     "contained and announced; the investigation hand-off failed: the handler raises ResponseFailed and the "
     "retry queues it (without announcing again)",
 )
-OUTCOMES = (RETRIED, FAILED, NOTHING, COMPLETED, UNANNOUNCED, UNDEDUPLICATED, HANDOFF)
+OUTCOMES = (RETRIED, FAILED, NOTHING, COMPLETED, UNANNOUNCED, UNDEDUPLICATED, HANDOFF)  # + INV_* below
 
 
 # ------------------------------------------------------------------------------------------- the rows
@@ -130,7 +130,6 @@ GD_USER = Scenario(
         ("iam", "PutUserPermissionsBoundary"),
         ("iam", "ListAccessKeys"),
         ("iam", "GetUserPolicy"),
-        ("dynamodb", "GetItem"),
         ("dynamodb", "TransactWriteItems"),
         ("iam", "TagUser"),
         ("dynamodb", "PutItem"),
@@ -147,7 +146,6 @@ GD_ROLE = Scenario(
     (
         ("iam", "PutRolePolicy"),
         ("iam", "GetRolePolicy"),
-        ("dynamodb", "GetItem"),
         ("dynamodb", "TransactWriteItems"),
         ("iam", "TagRole"),
         ("dynamodb", "PutItem"),
@@ -169,7 +167,6 @@ HEALTH = Scenario(
         ("iam", "PutUserPermissionsBoundary"),
         ("iam", "ListAccessKeys"),
         ("iam", "GetUserPolicy"),
-        ("dynamodb", "GetItem"),
         ("dynamodb", "TransactWriteItems"),
         ("iam", "TagUser"),
         ("dynamodb", "PutItem"),
@@ -195,6 +192,7 @@ NEW_KEY = Scenario(
         ("dynamodb", "PutItem"),
         ("sns", "Publish"),
         ("dynamodb", "UpdateItem"),
+        ("sqs", "SendMessage"),  # the new key's investigation (the runs at +15 and +60 minutes)
     ),
 )
 REDELIVERY = Scenario(
@@ -208,7 +206,6 @@ REDELIVERY = Scenario(
         ("iam", "GetUser"),  # the boundary is keyguard's already: not put again
         ("iam", "ListAccessKeys"),
         ("iam", "GetUserPolicy"),
-        ("dynamodb", "GetItem"),
         ("dynamodb", "TransactWriteItems"),
         ("iam", "TagUser"),
         ("dynamodb", "PutItem"),  # the record exists: Powertools reads it from the failed condition
@@ -272,8 +269,7 @@ ROWS = (
     Row(GD_USER, "iam", "PutUserPermissionsBoundary", FAILED, action="deny-all-boundary"),
     Row(GD_USER, "iam", "ListAccessKeys", FAILED, action="verify", note="IAM read back: no 'contained' unseen"),
     Row(GD_USER, "iam", "GetUserPolicy", FAILED, action="verify"),
-    Row(GD_USER, "dynamodb", "GetItem", FAILED, action="ledger", note="the ledger: keyguard's own record"),
-    Row(GD_USER, "dynamodb", "TransactWriteItems", FAILED, action="ledger"),
+    Row(GD_USER, "dynamodb", "TransactWriteItems", FAILED, action="ledger", note="the ledger: keyguard's own record"),
     Row(
         GD_USER,
         "iam",
@@ -343,9 +339,9 @@ ROWS = (
         NEW_KEY,
         "dynamodb",
         "GetItem",
-        FAILED,
-        action="ledger",
-        note="the first cut-off cannot be read: the sessions are revoked as of now, and the ledger write fails",
+        COMPLETED,
+        note="the ledger's first cut-off cannot be read: sessions issued before now are revoked (never fewer), "
+        "and the notice says so",
     ),
     Row(NEW_KEY, "iam", "PutUserPolicy", FAILED, action="revoke-user-sessions"),
     Row(NEW_KEY, "dynamodb", "TransactWriteItems", FAILED, action="ledger"),
@@ -360,9 +356,165 @@ ROWS = (
     ),
 )
 
-# The investigation function's calls (CloudTrail LookupEvents, the reads and the undo actions it makes):
-# add a Scenario that delivers an investigation request (its SQS event) and a Row per call here.
-INVESTIGATION_ROWS: tuple[Row, ...] = ()
+# The investigation function's calls: CloudTrail LookupEvents, the reads (DescribeRegions, DescribeInstances,
+# GetRole, GetAccessKeyLastUsed), the follow-up IAM writes, and the SQS SendMessage that queues the next run
+# or part. Delivered as an investigation request (its SQS event) after a real containment; see
+# test_investigation_fault below.
+INV_DONE = Outcome("R", RETRIED.meaning)
+INV_FAILED = Outcome(
+    "I",
+    "investigation: the report names the failed call (outcome investigation-failed, critical) and the record is "
+    "a batch item failure (SQS redelivers it, then the DLQ keeps it); the redelivery completes the follow-ups",
+)
+INV_COMPLETED = Outcome("C", COMPLETED.meaning)
+INV_UNQUEUED = Outcome(
+    "Q",
+    "investigation: reported and followed up; queueing the next run or part failed: batch item failure, and the "
+    "redelivery queues it without announcing again",
+)
+INV_UNANNOUNCED = Outcome(
+    "S",
+    "investigation: followed up, the report could not be sent: batch item failure; the redelivery announces it once",
+)
+INV = Scenario(
+    "investigation",
+    "guardduty-iam-user.json",
+    "investigation",
+    "investigated",
+    (
+        ("dynamodb", "GetItem"),
+        ("ec2", "DescribeRegions"),
+        ("cloudtrail", "LookupEvents"),
+        ("iam", "PutRolePolicy"),
+        ("iam", "GetRole"),
+        ("iam", "PutRolePermissionsBoundary"),
+        ("iam", "GetRolePolicy"),
+        ("iam", "TagRole"),
+        ("iam", "GetAccessKeyLastUsed"),
+        ("iam", "UpdateAccessKey"),
+        ("iam", "PutUserPolicy"),
+        ("iam", "GetUser"),
+        ("iam", "ListAccessKeys"),
+        ("iam", "GetUserPolicy"),
+        ("dynamodb", "PutItem"),
+        ("sns", "Publish"),
+        ("dynamodb", "UpdateItem"),
+        ("sqs", "SendMessage"),
+    ),
+)
+INV_INSTANCE = Scenario(
+    "investigation, instance role",
+    "guardduty-assumed-role-exfiltration.json",
+    "investigation",
+    "investigated",
+    (
+        ("dynamodb", "GetItem"),
+        ("ec2", "DescribeRegions"),
+        ("cloudtrail", "LookupEvents"),
+        ("ec2", "DescribeInstances"),
+        ("ec2", "ModifyInstanceMetadataOptions"),
+        ("dynamodb", "PutItem"),
+        ("sns", "Publish"),
+        ("dynamodb", "UpdateItem"),
+        ("sqs", "SendMessage"),
+    ),
+)
+INV_LONG = Scenario(
+    "investigation, long history",
+    "guardduty-iam-user.json",
+    "investigation",
+    "investigating",
+    (
+        ("dynamodb", "GetItem"),
+        ("ec2", "DescribeRegions"),
+        ("cloudtrail", "LookupEvents"),
+        ("dynamodb", "PutItem"),
+        ("sns", "Publish"),
+        ("dynamodb", "UpdateItem"),
+        ("sqs", "SendMessage"),
+    ),
+)
+INVESTIGATION_SCENARIOS = (INV, INV_INSTANCE, INV_LONG)
+INVESTIGATION_ROWS: tuple[Row, ...] = (
+    Row(
+        INV,
+        "ec2",
+        "DescribeRegions",
+        INV_FAILED,
+        note="the incident's own region is read instead; the report names DescribeRegions and the record is retried",
+    ),
+    Row(
+        INV,
+        "cloudtrail",
+        "LookupEvents",
+        INV_FAILED,
+        note="the region is reported INCOMPLETE (never dropped); what it holds is acted on by the retry",
+    ),
+    Row(
+        INV,
+        "iam",
+        "PutRolePolicy",
+        INV_FAILED,
+        not_found=INV_COMPLETED,
+        action="quarantine-role",
+        note="quarantine-role on the role the key created; not found: the role is gone, nothing to deny",
+    ),
+    Row(INV, "iam", "TagRole", INV_FAILED, not_found=INV_COMPLETED, action="record"),
+    Row(
+        INV,
+        "iam",
+        "GetAccessKeyLastUsed",
+        INV_FAILED,
+        not_found=INV_COMPLETED,
+        action="lookup-owner",
+        note="IAM names the revived key's owner; not found: the key is gone, nothing to deactivate",
+    ),
+    Row(INV, "iam", "UpdateAccessKey", INV_FAILED, action="deactivate-key", note="the revived dormant key"),
+    Row(INV, "iam", "PutUserPolicy", INV_FAILED, action="revoke-user-sessions"),
+    Row(
+        INV,
+        "iam",
+        "GetRole",
+        INV_FAILED,
+        not_found=INV_COMPLETED,
+        action="deny-all-boundary",
+        note="read before the boundary is put (and for the report's trust now); not found: the role is gone",
+    ),
+    Row(
+        INV,
+        "iam",
+        "PutRolePermissionsBoundary",
+        INV_FAILED,
+        not_found=INV_COMPLETED,
+        action="deny-all-boundary",
+        note="the deny-all boundary on the role the key created (the layer its inline budget cannot block)",
+    ),
+    Row(
+        INV,
+        "iam",
+        "GetRolePolicy",
+        INV_FAILED,
+        not_found=INV_COMPLETED,
+        action="verify",
+        note="IAM read back; not found: the role is gone, nothing to verify",
+    ),
+    Row(INV, "iam", "GetUser", INV_FAILED, action="verify", note="IAM read back of the revived key's owner"),
+    Row(INV, "iam", "ListAccessKeys", INV_FAILED, action="verify"),
+    Row(INV, "iam", "GetUserPolicy", INV_FAILED, action="verify"),
+    Row(INV, "sns", "Publish", INV_UNANNOUNCED),
+    Row(INV, "sqs", "SendMessage", INV_UNQUEUED, note="queues the +15-minute run (once: keyguard's memory)"),
+    Row(
+        INV_INSTANCE,
+        "ec2",
+        "DescribeInstances",
+        INV_FAILED,
+        not_found=INV_COMPLETED,
+        action="check-imds",
+        note="not found: the instance is gone (terminated), nothing to check",
+    ),
+    Row(INV_INSTANCE, "ec2", "ModifyInstanceMetadataOptions", INV_FAILED, action="require-imdsv2"),
+    Row(INV_LONG, "sqs", "SendMessage", INV_UNQUEUED, note="the continuation of a long history (its checkpoint)"),
+)
 ALL_ROWS = ROWS + INVESTIGATION_ROWS
 
 # Calls the idempotency layer can make that no response made in any scenario above: each must be shown
@@ -374,8 +526,6 @@ NEVER_CALLED: dict[tuple[str, str], str] = {
 
 # Functions in template.yaml whose calls the matrix does not cover yet, with the reason.
 NOT_COVERED_FUNCTIONS = {
-    "InvestigationFunction": "investigation calls (CloudTrail LookupEvents, EC2 and IAM reads, follow-up "
-    "containment): add them to INVESTIGATION_ROWS with a Scenario that delivers an investigation request",
     "AuditFunction": "the scheduled key inventory (IAM credential report reads, then a notification) is not a "
     "response to an event: add a Scenario and rows for its calls",
 }
@@ -483,7 +633,7 @@ def bench_for(stage: world.Stage, monkeypatch: pytest.MonkeyPatch):
         log.close()
 
 
-CELLS = [pytest.param(row, col, id=f"{row.scenario.name}:{row.op}:{col.label}") for row in ALL_ROWS for col in COLUMNS]
+CELLS = [pytest.param(row, col, id=f"{row.scenario.name}:{row.op}:{col.label}") for row in ROWS for col in COLUMNS]
 
 
 @pytest.mark.parametrize(("row", "column"), CELLS)
@@ -597,15 +747,15 @@ def _assert_reports_match_iam(got: Delivery) -> None:
         for action in doc["actions"]:
             name, status, target = action["action"], action["status"], action["target"]
             found = _TARGET.search(target)
-            if name in ("lookup-owner", "check-exemption", "verify", "ledger") or found is None:
+            if name in ("lookup-owner", "check-exemption", "contain-key", "verify", "ledger") or found is None:
                 continue  # reads, and keyguard's own table: no IAM effect to compare
             principal = f"{found.group(1)}/{found.group(2)}"
             state, diff = got.after.get(principal, {}), got.diff.get(principal, {})
             if name == "deactivate-key":
                 key = target.split()[0]
                 effect, changed = state.get("keys", {}).get(key) == "Inactive", key in diff.get("keys", {})
-            elif name in ("quarantine-user", "revoke-user-sessions", "revoke-role-sessions"):
-                policy = QUARANTINE_POLICY if name == "quarantine-user" else REVOKE_SESSIONS_POLICY
+            elif name in ("quarantine-user", "quarantine-role", "revoke-user-sessions", "revoke-role-sessions"):
+                policy = QUARANTINE_POLICY if name.startswith("quarantine") else REVOKE_SESSIONS_POLICY
                 doc_in_iam = state.get("policies", {}).get(policy)
                 effect = doc_in_iam is not None and _is_keyguard_policy(name, doc_in_iam)
                 changed = policy in diff.get("policies", {})
@@ -624,7 +774,7 @@ def _assert_reports_match_iam(got: Delivery) -> None:
 
 
 def _is_keyguard_policy(action: str, document: dict[str, Any]) -> bool:
-    if action == "quarantine-user":
+    if action.startswith("quarantine"):
         return document == deny_all_policy()
     (statement,) = document["Statement"]
     return (
@@ -688,7 +838,7 @@ def test_every_function_is_covered_or_listed() -> None:
     from keyguard.local.emulator import load_template
 
     functions = {rid for rid, r in load_template()["Resources"].items() if r["Type"] == "AWS::Serverless::Function"}
-    covered = {world.FUNCTION_NAMES[s.trigger] for s in SCENARIOS}
+    covered = {world.FUNCTION_NAMES[s.trigger] for s in SCENARIOS + INVESTIGATION_SCENARIOS}
     unaccounted = functions - covered - set(NOT_COVERED_FUNCTIONS)
     assert not unaccounted, f"functions neither in the fault matrix nor listed as not covered: {unaccounted}"
     assert covered <= functions
@@ -710,7 +860,7 @@ def render_markdown(cells: dict[tuple[str, str], str] | None = None) -> str:
     for service, op in NEVER_CALLED:
         lines.append(f"| {op} ({service}) | " + " | ".join("-" for _ in COLUMNS) + " |")
     lines += ["", "| code | outcome |", "|---|---|"]
-    lines += [f"| {o.code} | {o.meaning} |" for o in OUTCOMES]
+    lines += [f"| {o.code} | {o.meaning} |" for o in OUTCOMES + INVESTIGATION_OUTCOMES]
     lines += ["| - | never called: " + "; ".join(f"{op}: {why}" for (_, op), why in NEVER_CALLED.items()) + " |"]
     notes = [f"- {r.label}: {r.note}" for r in ALL_ROWS if r.note]
     if notes:
@@ -735,7 +885,7 @@ def test_docs_show_the_matrix() -> None:
 def test_the_matrix_counts() -> None:
     """Every fault kind the issue names is a column, each against every row."""
     assert {c.kind for c in COLUMNS} == set(FAULT_KINDS)
-    assert len(CELLS) == len(ALL_ROWS) * len(COLUMNS)
+    assert len(CELLS) + len(INVESTIGATION_CELLS) == len(ALL_ROWS) * len(COLUMNS)
     iam_calls = {r.op for r in ALL_ROWS if r.service == "iam"}
     assert iam_calls == {
         "UpdateAccessKey",
@@ -749,6 +899,8 @@ def test_the_matrix_counts() -> None:
         "GetRolePolicy",
         "TagUser",
         "TagRole",
+        "GetRole",
+        "PutRolePermissionsBoundary",
     }
 
 
@@ -774,3 +926,249 @@ def test_the_report_check_catches_a_false_report(status: str, after: str, caught
             _assert_reports_match_iam(got)
     else:
         _assert_reports_match_iam(got)
+
+
+# ------------------------------------------------------------------------------------------- investigation
+
+INVESTIGATION_OUTCOMES = (INV_FAILED, INV_UNQUEUED, INV_UNANNOUNCED)
+INVESTIGATION_CELLS = [
+    pytest.param(row, col, id=f"{row.scenario.name}:{row.op}:{col.label}")
+    for row in INVESTIGATION_ROWS
+    for col in COLUMNS
+]
+FOREIGN_TRUST = (
+    '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::999999999999:root"},'
+    '"Action":"sts:AssumeRole"}]}'
+)
+REGIONS = ("eu-west-1", "us-east-1")  # of the emulator's DescribeRegions answer: two, to keep cells quick
+
+
+class TrailFault:
+    """A FAULT_KINDS fault on LookupEvents, answered by the CloudTrail stand-in itself (it answers at the
+    before-send seam before any client hook could), in CloudTrail's error shape."""
+
+    def __init__(self, trail: Any, kind: str, times: int | None) -> None:
+        self.trail, self.left, self.calls = trail, times, 0
+        fk = FAULT_KINDS[kind]
+        self.answer = fk.raises or fk.answers["cloudtrail"]  # type: ignore[index]
+        trail.fault = self._fault
+
+    def _fault(self, region: str, number: int) -> Any:
+        if self.left is not None and self.left <= 0:
+            return None
+        self.calls += 1
+        if self.left is not None:
+            self.left -= 1
+        return self.answer
+
+    def remove(self) -> None:
+        self.trail.fault = None
+
+
+@dataclass
+class InvestigationBench:
+    env: Any
+    log: CallLog
+    record: dict[str, Any]
+    settings: Any
+    remaining_ms: int
+    trail: Any
+    dormant: str | None = None
+
+    def deliver(self) -> Delivery:
+        before = world.iam_state()
+        start = len(self.log.services)
+        context = world.context_for("investigation", remaining_ms=self.remaining_ms)
+        inv = world.invoke(
+            self.env, "investigation", {"Records": [self.record]}, settings=self.settings, context=context
+        )
+        calls = self.log.services[start:]
+        docs = [d for d in _inbox(self.env) if d.get("kind") == "investigation"]
+        return Delivery(inv, calls, docs, before, world.iam_state(), _drain_delayed(self.env))
+
+
+def _drain_delayed(env: Any) -> int:
+    """Messages on the investigation queue, delayed ones too (the +15-minute run waits 900 s): counted and
+    removed, straight from the emulator's queue."""
+    from moto.sqs.models import sqs_backends
+
+    name = env.investigation_url.rsplit("/", 1)[-1]
+    queue = sqs_backends[world.ACCOUNT][world.REGION].queues[name]
+    n = len(queue._messages)
+    queue._messages.clear()
+    return n
+
+
+@pytest.fixture(scope="module")
+def trail(stage: world.Stage) -> Any:
+    from keyguard.local.cloudtrail import FakeCloudTrail
+
+    return FakeCloudTrail([]).install(stage.session)
+
+
+@pytest.fixture
+def investigation_for(stage: world.Stage, trail: Any, monkeypatch: pytest.MonkeyPatch):
+    """A contained leaked key whose history holds the attack of the scenario, and its investigation request."""
+    import json
+    from datetime import UTC, datetime, timedelta
+
+    import boto3
+
+    from keyguard.investigate import core
+    from keyguard.local import emulator
+    from keyguard.local.cloudtrail import Recorder, SyntheticHistory
+
+    backoff = Backoff().install(monkeypatch)
+    real = core.enabled_regions
+    monkeypatch.setattr(core, "enabled_regions", lambda clients: [r for r in real(clients) if r in REGIONS])
+    logs: list[CallLog] = []
+
+    def make(scenario: Scenario) -> tuple[InvestigationBench, Backoff]:
+        stage.clear_iam()
+        env = stage.fresh()
+        log = CallLog(stage.session)
+        logs.append(log)
+        trail.fault, trail.records = None, []
+        seeded = emulator.seed(env.clients.iam, load_event(scenario.event))
+        env.delivered(), _drain_delayed(env)
+        dormant = None
+        extra = {"KEYGUARD_ENFORCE_IMDSV2": "true"} if scenario is INV_INSTANCE else {}
+        if scenario is INV_INSTANCE:
+            emulator._instance_for_role_session(env, seeded)
+        elif scenario is INV:
+            iam = env.clients.iam
+            iam.create_user(UserName="old-ci")
+            dormant = iam.create_access_key(UserName="old-ci")["AccessKey"]["AccessKeyId"]
+            iam.update_access_key(UserName="old-ci", AccessKeyId=dormant, Status="Inactive")
+            key = seeded.replaced["AKIAIOSFODNN7EXAMPLE"]
+            attacker = boto3.session.Session(
+                aws_access_key_id=key, aws_secret_access_key=seeded.secrets[key], region_name="us-east-1"
+            )
+            Recorder(attacker, trail.records, key_id=key, user="alice")
+            attacker_iam = attacker.client("iam")
+            attacker_iam.create_role(RoleName="backdoor-role", AssumeRolePolicyDocument=FOREIGN_TRUST)
+            attacker_iam.update_access_key(UserName="old-ci", AccessKeyId=dormant, Status="Active")
+        else:
+            key = seeded.replaced["AKIAIOSFODNN7EXAMPLE"]
+            trail.records = SyntheticHistory(120, ["us-east-1"], key, datetime.now(UTC) - timedelta(hours=1))
+        contained = world.invoke(env, "guardduty", seeded.event, settings=world.settings_for(env))
+        assert contained.error is None, contained.error
+        sqs = env.clients.get("sqs")
+        (message,) = sqs.receive_message(QueueUrl=env.investigation_url, MaxNumberOfMessages=1)["Messages"]
+        sqs.delete_message(QueueUrl=env.investigation_url, ReceiptHandle=message["ReceiptHandle"])
+        env.delivered()
+        record = {"messageId": message["MessageId"], "body": message["Body"], "eventSource": "aws:sqs"}
+        assert json.loads(record["body"])["incident"]
+        remaining = 1 if scenario is INV_LONG else 60_000  # a long history: the deadline comes after one page
+        settings = world.settings_for(env, **extra)
+        return InvestigationBench(env, log, record, settings, remaining, trail, dormant), backoff
+
+    yield make
+    trail.fault = None
+    for log in logs:
+        log.close()
+
+
+def _inv_classify(got: Delivery, scenario: Scenario, column: Column) -> Outcome:
+    failed = bool((got.invocation.result or {}).get("batchItemFailures"))
+    outcomes = [_outcome_of(d) for d in got.docs]
+    if got.invocation.error is not None:
+        return Outcome("?", f"raised {got.invocation.error!r}")
+    if failed and outcomes == ["investigation-failed"]:
+        return INV_FAILED
+    if failed and outcomes == []:
+        return INV_UNANNOUNCED
+    if failed and outcomes == [scenario.outcome] and got.queued == 0:
+        return INV_UNQUEUED
+    if failed or outcomes != [scenario.outcome] or got.queued != 1:
+        return Outcome("?", f"failed={failed} outcomes={outcomes} queued={got.queued}")
+    statuses = [a["status"] for d in got.docs for a in d["actions"]]
+    if column.passes and all(s == "done" for s in statuses):
+        return INV_DONE
+    return INV_COMPLETED
+
+
+def _outcome_of(doc: dict[str, Any]) -> str:
+    if doc["failures"]:
+        return "investigation-failed"
+    return "investigating" if doc["partial"] else "investigated"
+
+
+def _assert_investigation_exact(bench: InvestigationBench, got: Delivery) -> None:
+    """Only what the key left behind changed: the role it created, the key it revived (Active -> Inactive,
+    nothing else of its user's), and that user's session cut-off."""
+    for principal, diff in got.diff.items():
+        assert principal in ("role/backdoor-role", "user/old-ci"), f"{principal} changed: {diff}"
+        assert "exists" not in diff, principal
+        for key_id, (old, new) in diff.get("keys", {}).items():
+            assert key_id == bench.dormant and (old, new) == ("Active", "Inactive"), (key_id, old, new)
+
+
+@pytest.mark.parametrize(("row", "column"), INVESTIGATION_CELLS)
+def test_investigation_fault(investigation_for, row: Row, column: Column) -> None:
+    scenario = row.scenario
+    bench, backoff = investigation_for(scenario)
+    expected = row.expected(column)
+    RESULTS[(row.label, column.label)] = "?"
+    if row.service == "cloudtrail":
+        fault: Any = TrailFault(bench.trail, column.kind, column.times)
+    else:
+        fault = inject(_client(bench.env, row.service), row.op, column.kind, times=column.times)
+    delays_before = len(backoff.delays)
+    got = bench.deliver()
+    delays = backoff.delays[delays_before:]
+    observed = _inv_classify(got, scenario, column)
+    RESULTS[(row.label, column.label)] = f"{observed.code} x{fault.calls}"
+
+    logical = got.calls.count((row.service, row.op))
+    assert fault.calls >= 1, f"{row.op} was never called in {scenario.name}: the cell proves nothing"
+    transient = FAULT_KINDS[column.kind].transient
+    if column.passes:
+        assert fault.calls == column.times
+        assert len(delays) >= column.times
+    elif transient:
+        assert fault.calls == ATTEMPTS * logical, (fault.calls, logical)
+    else:
+        assert fault.calls == logical
+    _assert_investigation_exact(bench, got)
+    _assert_reports_match_iam(got)
+    seen = [(d["failures"], [(a["action"], a["status"]) for a in d["actions"]]) for d in got.docs]
+    assert observed == expected, f"{row.label} / {column.label}: expected {expected.code}, got {observed}: {seen}"
+    code = FAULT_KINDS[column.kind].code_for(row.service)
+    if expected is INV_FAILED:
+        (doc,) = got.docs
+        assert doc["level"] == "critical"
+        assert any(code in f for f in doc["failures"]), (code, doc["failures"])
+        if row.action:
+            assert row.action in [a["action"] for a in doc["actions"] if a["status"] == "failed"]
+
+    fault.remove()
+    if expected in (INV_DONE, INV_COMPLETED):
+        return
+    # SQS redelivers the record, the fault gone: the follow-ups complete, the outcome is announced once over
+    # both deliveries, and the next run (or part) is queued once.
+    time.sleep(0.005)
+    retry = bench.deliver()
+    assert not (retry.invocation.result or {}).get("batchItemFailures"), retry.docs
+    _assert_investigation_exact(bench, retry)
+    _assert_reports_match_iam(retry)
+    announced = [_outcome_of(d) for d in got.docs + retry.docs]
+    assert announced.count(scenario.outcome) == 1, announced
+    assert got.queued + retry.queued == 1, (got.queued, retry.queued)
+    if scenario is INV:
+        state = world.iam_state()
+        assert state["role/backdoor-role"]["policies"].get(QUARANTINE_POLICY) == deny_all_policy()
+        assert state["user/old-ci"]["keys"][bench.dormant] == "Inactive"
+
+
+@pytest.mark.parametrize("scenario", INVESTIGATION_SCENARIOS, ids=lambda s: s.name)
+def test_every_call_an_investigation_makes_is_in_the_matrix(investigation_for, scenario: Scenario) -> None:
+    """The calls each investigation scenario makes when nothing fails are exactly the declared ones; each is a
+    row, or one of the de-duplication and memory calls whose faults the containment rows already show."""
+    bench, _ = investigation_for(scenario)
+    got = bench.deliver()
+    assert not (got.invocation.result or {}).get("batchItemFailures"), got.docs
+    assert tuple(dict.fromkeys(got.calls)) == scenario.calls
+    rows = {(r.service, r.op) for r in ALL_ROWS if r.scenario.trigger == "investigation"}
+    missing = [c for c in scenario.calls if c not in rows and c[0] != "dynamodb"]
+    assert not missing, f"calls without a row in the fault matrix: {missing}"

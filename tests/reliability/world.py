@@ -25,11 +25,13 @@ HANDLERS = {
     "guardduty": "handlers.guardduty",
     "health": "handlers.health",
     "cloudtrail": "handlers.access_key_created",
+    "investigation": "handlers.investigate",
 }
 FUNCTION_NAMES = {
     "guardduty": "GuardDutyFunction",
     "health": "HealthFunction",
     "cloudtrail": "AccessKeyCreatedFunction",
+    "investigation": "InvestigationFunction",
 }
 
 
@@ -158,6 +160,8 @@ def iam_state(account: str = ACCOUNT) -> dict[str, Any]:
             "policies": {n: _parsed(d) for n, d in role.policies.items()},
             "tags": {t["Key"]: t["Value"] for t in (role.tags or [])},
         }
+        if getattr(role, "permissions_boundary_arn", None):  # the investigation's deny-all boundary on a role
+            state[f"role/{role.name}"]["boundary"] = role.permissions_boundary_arn
     return state
 
 

@@ -156,3 +156,85 @@ def test_hand_off_round_trips_the_incident() -> None:
 def test_hand_off_that_is_not_ours_is_a_clear_error(body) -> None:
     with pytest.raises(MalformedEvent, match="not a keyguard investigation request"):
         handoff.from_payload(body)
+
+
+def test_summary_streams_in_bounded_memory_and_counts_what_it_left_out() -> None:
+    from keyguard.investigate.summary import MAX_ITEMS, MAX_KEYS, OTHER, Summary
+
+    s = Summary(account=ACCOUNT)
+    base = {"eventTime": "2026-11-27T10:00:00Z", "awsRegion": "us-east-1", "eventSource": "iam.amazonaws.com"}
+    for i in range(MAX_KEYS + 50):  # attacker-chosen user agents: more than a report holds
+        s.add({**base, "eventName": "ListUsers", "userAgent": f"agent-{i}", "readOnly": True})
+    for i in range(MAX_ITEMS + 7):
+        s.add({**base, "eventName": "CreateUser", "requestParameters": {"userName": f"u{i}"}, "readOnly": False})
+    assert s.total == MAX_KEYS + 50 + MAX_ITEMS + 7
+    assert len(s.user_agents) == MAX_KEYS + 1 and s.user_agents[OTHER] == 50  # the rest under OTHER
+    assert len(s.changed_users) == MAX_ITEMS and s.dropped["changed users"] == 7
+    assert len(json.dumps(s.to_dict())) < 200_000  # fits in the checkpoint's SQS message
+
+
+def test_checkpoint_round_trip_continues_where_it_stopped() -> None:
+    from keyguard.investigate.handoff import Run
+    from keyguard.investigate.summary import Summary
+    from keyguard.investigate.trail import Cursor
+
+    records = load_history(KEY)
+    whole = summarize(records, ACCOUNT)
+    first = summarize(records[:10], ACCOUNT)
+    run = Run(phase=0, part=2, start=NOW - timedelta(days=90), end=NOW, regions=["us-east-1"])
+    run.cursors = {"us-east-1": Cursor("dG9rZW4=", False, 3).to_dict()}
+    run.summary = first.to_dict()
+    again = Run.from_dict(json.loads(json.dumps(run.to_dict())))
+    assert again == run
+    assert Cursor.from_dict(again.cursors["us-east-1"]) == Cursor("dG9rZW4=", False, 3)
+    resumed = Summary.from_dict(again.summary)
+    for r in records[10:]:
+        resumed.add(r)
+    assert resumed.to_dict() == whole.to_dict()
+
+
+def test_stream_stops_at_the_deadline_and_resumes_from_the_token(clients) -> None:
+    from keyguard.investigate.summary import Summary
+    from keyguard.investigate.trail import Cursor, stream
+
+    records = _synthetic(260, ["us-east-1"])
+    FakeCloudTrail(records).install(clients.session)
+    now = [0.0]
+
+    def sleep(s: float) -> None:
+        now[0] += s
+
+    cursors = {"us-east-1": Cursor()}
+    s = Summary(account=ACCOUNT)
+    args = (clients, KEY, NOW - timedelta(days=90), NOW)
+    part = stream(*args, cursors, s.add, deadline=1.0, sleep=sleep, clock=lambda: now[0])
+    assert not part.finished and cursors["us-east-1"].token and s.total == 150  # 3 pages by t=1.0 s
+    resumed = {r: Cursor.from_dict(json.loads(json.dumps(c.to_dict()))) for r, c in cursors.items()}
+    rest = stream(*args, resumed, s.add, sleep=sleep, clock=lambda: now[0])
+    assert rest.finished and rest.complete and s.total == 260 and resumed["us-east-1"].calls == 6
+
+
+def test_a_checkpoint_always_fits_in_an_sqs_message() -> None:
+    from keyguard.investigate.summary import MAX_CHECKPOINT_BYTES, Summary
+
+    s = Summary(account=ACCOUNT)
+    long = "x" * 190
+    for i in range(400):  # the worst an attacker can make: long names everywhere, every cap full
+        s.add(
+            {
+                "eventTime": "2026-11-27T10:00:00Z",
+                "eventID": f"{i:036d}",
+                "eventSource": f"{long}{i}.amazonaws.com",
+                "eventName": "PutRolePolicy",
+                "awsRegion": f"r{i}",
+                "sourceIPAddress": f"{long}{i}",
+                "userAgent": f"{long}{i}",
+                "readOnly": False,
+                "requestParameters": {"roleName": f"{long}{i}", "policyName": long, "policyDocument": long},
+            }
+        )
+    assert len(json.dumps(s.to_dict())) > MAX_CHECKPOINT_BYTES  # so the test shows the shrinking
+    checkpoint = s.to_checkpoint()
+    assert len(json.dumps(checkpoint).encode()) <= MAX_CHECKPOINT_BYTES
+    resumed = Summary.from_dict(checkpoint)
+    assert resumed.total == 400 and sum(resumed.by_call.values()) == 400  # counts survive, folded

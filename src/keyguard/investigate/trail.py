@@ -38,24 +38,126 @@ class RateLimiter:
 
 
 @dataclass
+class Cursor:
+    """Where one region's lookup stands: the next page's token, or done (read to the end, or failed)."""
+
+    token: str | None = None
+    done: bool = False
+    calls: int = 0  # LookupEvents calls (pages) made for this region so far, all parts together
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"token": self.token, "done": self.done, "calls": self.calls, "error": self.error}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Cursor:
+        token = d.get("token")
+        return cls(token if isinstance(token, str) else None, bool(d.get("done")), int(d.get("calls") or 0))
+
+
+@dataclass
 class Lookup:
     """What the lookup found, and what it cost."""
 
-    records: list[dict[str, Any]] = field(default_factory=list)  # CloudTrail records, oldest first
+    records: list[dict[str, Any]] = field(default_factory=list)  # only when collecting (lookup())
     regions: list[str] = field(default_factory=list)
-    calls: dict[str, int] = field(default_factory=dict)  # region -> LookupEvents calls (pages)
-    errors: dict[str, str] = field(default_factory=dict)  # region -> why it could not be read
+    cursors: dict[str, Cursor] = field(default_factory=dict)
+    extra_errors: dict[str, str] = field(default_factory=dict)  # e.g. DescribeRegions
     seconds: float = 0.0
+    pages: int = 0  # pages read in this invocation
+
+    @property
+    def calls(self) -> dict[str, int]:
+        return {region: c.calls for region, c in self.cursors.items()}
+
+    @property
+    def errors(self) -> dict[str, str]:
+        """region -> why it could not be read (never silently dropped)."""
+        out = {region: c.error for region, c in self.cursors.items() if c.error}
+        return {**out, **self.extra_errors}
+
+    @property
+    def finished(self) -> bool:
+        """Every region read to its end (or failed): nothing left to continue with."""
+        return all(c.done for c in self.cursors.values())
 
     @property
     def complete(self) -> bool:
-        return not self.errors
+        return self.finished and not self.errors
 
 
 def enabled_regions(clients: Clients) -> list[str]:
     """Regions enabled for the account (opt-in regions only when opted in)."""
     regions = clients.get("ec2").describe_regions(AllRegions=False)["Regions"]
     return sorted(r["RegionName"] for r in regions if r.get("OptInStatus") != "not-opted-in")
+
+
+def stream(
+    clients: Clients,
+    key_id: str,
+    start: datetime,
+    end: datetime,
+    cursors: dict[str, Cursor],
+    on_record: Callable[[dict[str, Any]], None],
+    *,
+    deadline: float | None = None,
+    rate: float = REQUESTS_PER_SECOND,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> Lookup:
+    """Feed every CloudTrail event signed with `key_id` in [start, end] to `on_record`, one at a time,
+    region by region from where each cursor stands (regions in parallel, each within its own rate
+    limit). At `deadline` (a `clock()` value) each region stops before its next page and keeps its
+    token: the caller checkpoints the cursors and continues in a new invocation. `start`/`end` must stay
+    the same across the parts: CloudTrail accepts a NextToken only with the parameters that made it.
+    A region that fails is recorded in its cursor's `error`, never silently dropped."""
+    began = clock()
+    out = Lookup(regions=list(cursors), cursors=cursors)
+    lock = threading.Lock()
+    pages = [0]
+
+    def one(region: str) -> None:
+        cursor = cursors[region]
+        if cursor.done:
+            return
+        client = clients.get("cloudtrail", region)
+        limiter = RateLimiter(rate, clock=clock, sleep=sleep)
+        read = 0
+        try:
+            while True:
+                if deadline is not None and read and clock() >= deadline:
+                    return  # the token is kept: the next part goes on from here (after 1 page at least)
+                limiter.wait()
+                args: dict[str, Any] = {
+                    "LookupAttributes": [{"AttributeKey": "AccessKeyId", "AttributeValue": key_id}],
+                    "StartTime": start,
+                    "EndTime": end,
+                    "MaxResults": MAX_RESULTS,
+                }
+                if cursor.token:
+                    args["NextToken"] = cursor.token
+                page = client.lookup_events(**args)
+                read += 1
+                with lock:
+                    cursor.calls += 1
+                    pages[0] += 1
+                    for event in page.get("Events", []):
+                        on_record(_record(event, region))
+                cursor.token = page.get("NextToken")
+                if not cursor.token:
+                    cursor.done = True
+                    return
+        except Exception as e:  # recorded per region; the report says which regions are incomplete
+            cursor.error = f"{error_code(e) or type(e).__name__}: {e}"[:300]
+            cursor.done = True
+
+    pending = [region for region, c in cursors.items() if not c.done]
+    if pending:
+        with ThreadPoolExecutor(max_workers=min(8, len(pending))) as pool:
+            list(pool.map(one, pending))
+    out.pages = pages[0]
+    out.seconds = clock() - began
+    return out
 
 
 def lookup(
@@ -68,44 +170,13 @@ def lookup(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> Lookup:
-    """Every CloudTrail event signed with `key_id` in [start, end], in every region (regions in parallel,
-    each within its own rate limit). A region that fails is recorded in `errors`, never silently dropped."""
-    began = time.monotonic()
-    out = Lookup(regions=list(regions))
-
-    def one(region: str) -> tuple[str, list[dict[str, Any]], int, str | None]:
-        client = clients.get("cloudtrail", region)
-        limiter = RateLimiter(rate, clock=clock, sleep=sleep)
-        records: list[dict[str, Any]] = []
-        calls, token = 0, None
-        try:
-            while True:
-                limiter.wait()
-                args: dict[str, Any] = {
-                    "LookupAttributes": [{"AttributeKey": "AccessKeyId", "AttributeValue": key_id}],
-                    "StartTime": start,
-                    "EndTime": end,
-                    "MaxResults": MAX_RESULTS,
-                }
-                if token:
-                    args["NextToken"] = token
-                page = client.lookup_events(**args)
-                calls += 1
-                records.extend(_record(e, region) for e in page.get("Events", []))
-                token = page.get("NextToken")
-                if not token:
-                    return region, records, calls, None
-        except Exception as e:  # recorded per region; the report says which regions are incomplete
-            return region, records, calls, f"{error_code(e) or type(e).__name__}: {e}"[:300]
-
-    with ThreadPoolExecutor(max_workers=min(8, max(1, len(regions)))) as pool:
-        for region, records, calls, err in pool.map(one, regions):
-            out.records.extend(records)
-            out.calls[region] = calls
-            if err:
-                out.errors[region] = err
-    out.records.sort(key=lambda r: (r.get("eventTime") or "", r.get("eventID") or ""))
-    out.seconds = time.monotonic() - began
+    """Every event of `key_id` in [start, end] in every region, collected (oldest first): for small
+    histories and tests. The investigation itself streams (stream())."""
+    records: list[dict[str, Any]] = []
+    out = stream(
+        clients, key_id, start, end, {r: Cursor() for r in regions}, records.append, rate=rate, sleep=sleep, clock=clock
+    )
+    out.records = sorted(records, key=lambda r: (r.get("eventTime") or "", r.get("eventID") or ""))
     return out
 
 

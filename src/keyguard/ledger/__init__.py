@@ -205,7 +205,8 @@ class Ledger:
             query = {
                 "IndexName": HISTORY_INDEX,
                 "KeyConditionExpression": "gpk = :h AND gsk >= :since",
-                "ExpressionAttributeValues": {":h": _s("history"), ":since": _s(stamp(since) or "")},
+                # DynamoDB refuses an empty string in a key condition: "0" sorts before every time stamp
+                "ExpressionAttributeValues": {":h": _s("history"), ":since": _s(stamp(since) or "0")},
             }
         items = sorted(self._query(query), key=lambda item: _str(item, "sk") or "")  # time, to the microsecond
         out = [_entry(item) for item in items]

@@ -31,6 +31,7 @@ DEFAULT_TEMPLATE = REPO / "template.yaml"
 DEFAULT_EVENTS = REPO / "events"
 ACCOUNT = "123456789012"
 BYSTANDER = "bystander-dana"
+PLACEHOLDER_IMAGE = "ami-0123456789abcdef0"  # moto runs instances of any image id (no AMI validation by default)
 
 
 @dataclass(frozen=True)
@@ -72,8 +73,11 @@ def load_rules(template: Path = DEFAULT_TEMPLATE) -> list[Rule]:
     return rules
 
 
-def route(event: dict[str, Any], rules: list[Rule]) -> list[Rule]:
-    return [r for r in rules if matches(r.pattern, event)]
+def route(event: dict[str, Any], rules: list[Rule], tester: Any = None) -> list[Rule]:
+    """The rules whose pattern the event matches: moto's matcher, or `tester(pattern, event)` (EventBridge's
+    own TestEventPattern, keyguard.local.patterns.aws_matches)."""
+    test = tester or matches
+    return [r for r in rules if test(r.pattern, event)]
 
 
 @dataclass
@@ -96,6 +100,7 @@ class Seeded:
     users: dict[str, list[str]] = field(default_factory=dict)  # user -> its key ids
     secrets: dict[str, str] = field(default_factory=dict)  # emulated key id -> its secret (tests sign with it)
     roles: list[str] = field(default_factory=list)
+    instances: list[tuple[str, str]] = field(default_factory=list)  # (region, instance id) the emulator ran
 
 
 @dataclass
@@ -160,16 +165,39 @@ def emulated_account(endpoint_url: str | None = None) -> Iterator[Environment]:
     try:
         if endpoint_url:
             os.environ["AWS_ENDPOINT_URL"] = endpoint_url  # boto3 sends every client there
-            yield _provision(Clients())
+            yield _provision(Clients(_session()))
             return
         from moto import mock_aws
 
-        with mock_aws():
-            yield _provision(Clients())
+        # moto loads ~1,200 default AMIs into every region's EC2 backend (0.7 s each); the emulator needs none
+        amis = os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+        try:
+            with mock_aws():
+                yield _provision(Clients(_session()))
+        finally:
+            if amis == "false" and os.environ.get("MOTO_EC2_LOAD_DEFAULT_AMIS") == "false":
+                os.environ.pop("MOTO_EC2_LOAD_DEFAULT_AMIS", None)
     finally:
         os.environ.pop("AWS_ENDPOINT_URL", None)
         if saved is not None:
             os.environ["AWS_ENDPOINT_URL"] = saved
+
+
+_LOADER: Any = None
+
+
+def _session() -> Any:
+    """A fresh botocore session (its own event hooks) sharing one data loader: the service models are
+    read from disk once per process, not once per emulated account."""
+    import botocore.session
+
+    global _LOADER
+    session = botocore.session.get_session()
+    if _LOADER is None:
+        _LOADER = session.get_component("data_loader")
+    else:
+        session.register_component("data_loader", _LOADER)
+    return session
 
 
 def _provision(clients: Any) -> Environment:
@@ -337,6 +365,10 @@ def seed_activity(env: Environment, seeded: Seeded, now: Any = None) -> None:
             if key["AccessKeyId"] not in seeded.users[user]:
                 seeded.users[user].append(key["AccessKeyId"])
     env.cloudtrail = cloudtrail.FakeCloudTrail(records).install(env.clients.session)
+    for record in records:
+        if record.get("eventName") == "RunInstances" and not record.get("errorCode"):
+            items = ((record.get("responseElements") or {}).get("instancesSet") or {}).get("items") or []
+            seeded.instances += [(record["awsRegion"], i["instanceId"]) for i in items if i.get("instanceId")]
     _instance_for_role_session(env, seeded)
 
 
@@ -350,11 +382,39 @@ def _instance_for_role_session(env: Environment, seeded: Seeded) -> None:
         return
     region = detail.get("region") or seeded.event.get("region") or "us-east-1"
     ec2 = env.clients.get("ec2", region)
-    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    image = any_image(ec2)
     instance = ec2.run_instances(
         ImageId=image, MinCount=1, MaxCount=1, MetadataOptions={"HttpTokens": "optional", "HttpEndpoint": "enabled"}
     )["Instances"][0]["InstanceId"]
     details["principalId"] = principal.rsplit(":", 1)[0] + ":" + instance
+    seeded.instances.append((region, instance))
+
+
+def any_image(ec2: Any) -> str:
+    """An image id the emulator knows. Asked by name: listing all of moto's ~1,200 AMIs takes seconds."""
+    named = [{"Name": "name", "Values": ["amzn2-ami-hvm-2.0.*-x86_64-gp2"]}]
+    found = ec2.describe_images(Owners=["amazon"], Filters=named)["Images"]
+    return found[0]["ImageId"] if found else PLACEHOLDER_IMAGE
+
+
+def investigated(event: dict[str, Any]) -> bool:
+    """Whether containment would hand this event to the investigation (a leaked key or credentials that
+    are contained, or would be in dry-run): only then does the demo seed the key's recorded history."""
+    from keyguard.errors import KeyguardError as Bad
+    from keyguard.incident import Kind
+    from keyguard.plan import triage
+    from keyguard.settings import Settings
+    from keyguard.sources import cloudtrail, guardduty, health
+
+    extract = {"aws.guardduty": guardduty, "aws.health": health, "aws.iam": cloudtrail}.get(event.get("source"))
+    if extract is None:
+        return False
+    try:
+        incidents = extract.extract(event)
+    except Bad:
+        return False
+    settings = Settings.from_env()
+    return any(i.kind is Kind.COMPROMISE and triage(i, settings) is None for i in incidents)
 
 
 def investigate_queued(env: Environment, mode: str = "enforce") -> list[Invocation]:
@@ -382,3 +442,69 @@ def investigate_queued(env: Environment, mode: str = "enforce") -> list[Invocati
             inv.error = f"investigation failed for message {m['MessageId']} (SQS redelivers it; then the DLQ keeps it)"
         sqs.delete_message(QueueUrl=env.investigation_url, ReceiptHandle=m["ReceiptHandle"])
         out.append(inv)
+
+
+def seeded_resources(env: Environment, seeded: Seeded) -> list[str]:
+    """What the emulator made for one event, in words."""
+    out = [f"user/{u}" for u in seeded.users] + [f"role/{r}" for r in seeded.roles]
+    out += [f"instance {i} ({region})" for region, i in seeded.instances]
+    out += [f"topic {env.topic_arn}", f"queue {env.inbox_url}", f"queue {env.investigation_url}", f"table {env.table}"]
+    out += [f"table {env.ledger_table}"] if env.ledger_table else []
+    out += [f"policy {env.deny_all_policy_arn}"] if env.deny_all_policy_arn else []
+    return out
+
+
+def cleanup(env: Environment, seeded: Seeded) -> tuple[list[str], list[str]]:
+    """Remove what the emulator made for one event (a long-lived emulator such as moto_server keeps it, and
+    `keyguard audit` against it would list it). Returns (removed, not removed with why)."""
+    iam, removed, failed = env.clients.iam, [], []
+
+    def attempt(what: str, *calls: Any) -> None:
+        try:
+            for call in calls:
+                call()
+            removed.append(what)
+        except Exception as e:
+            failed.append(f"{what}: {type(e).__name__}: {' '.join(str(e).split())[:200]}")
+
+    for user in seeded.users:
+        attempt(f"user/{user}", lambda u=user: _delete_user(iam, u))
+    for role in seeded.roles:
+        attempt(f"role/{role}", lambda r=role: _delete_role(iam, r))
+    for region, instance in seeded.instances:
+        ec2 = env.clients.get("ec2", region)
+        attempt(f"instance {instance} ({region})", lambda e=ec2, i=instance: e.terminate_instances(InstanceIds=[i]))
+    sqs, sns, ddb = env.clients.get("sqs"), env.clients.get("sns"), env.clients.get("dynamodb")
+    attempt(f"topic {env.topic_arn}", lambda: sns.delete_topic(TopicArn=env.topic_arn))
+    for url in (env.inbox_url, env.investigation_url):
+        attempt(f"queue {url}", lambda u=url: sqs.delete_queue(QueueUrl=u))
+    attempt(f"table {env.table}", lambda: ddb.delete_table(TableName=env.table))
+    if env.ledger_table:
+        attempt(f"table {env.ledger_table}", lambda: ddb.delete_table(TableName=env.ledger_table))
+    if env.deny_all_policy_arn:
+        attempt(f"policy {env.deny_all_policy_arn}", lambda: iam.delete_policy(PolicyArn=env.deny_all_policy_arn))
+    return removed, failed
+
+
+def _delete_user(iam: Any, user: str) -> None:
+    for key in iam.list_access_keys(UserName=user)["AccessKeyMetadata"]:
+        iam.delete_access_key(UserName=user, AccessKeyId=key["AccessKeyId"])
+    for name in iam.list_user_policies(UserName=user)["PolicyNames"]:
+        iam.delete_user_policy(UserName=user, PolicyName=name)
+    for policy in iam.list_attached_user_policies(UserName=user)["AttachedPolicies"]:
+        iam.detach_user_policy(UserName=user, PolicyArn=policy["PolicyArn"])
+    for call in (iam.delete_login_profile, iam.delete_user_permissions_boundary):
+        try:
+            call(UserName=user)
+        except Exception as e:
+            if "NoSuchEntity" not in str(e):
+                raise
+    iam.delete_user(UserName=user)
+
+
+def _delete_role(iam: Any, role: str) -> None:
+    for name in iam.list_role_policies(RoleName=role)["PolicyNames"]:
+        iam.delete_role_policy(RoleName=role, PolicyName=name)
+    for policy in iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]:
+        iam.detach_role_policy(RoleName=role, PolicyArn=policy["PolicyArn"])
+    iam.delete_role(RoleName=role)

@@ -1,69 +1,63 @@
-"""The operator commands behind `keyguard status | contain | release | audit` (argument parsing is in
-keyguard.cli). Exit codes: 0 done, 1 the change (or part of it) did not happen or the audit is
-incomplete, 2 nothing was done: bad input, unknown user or key, no credentials, unreachable endpoint."""
+"""The operator commands behind `keyguard status | contain | release | audit | history` (argument parsing
+and the exit-code table are in keyguard.cli): 0 done, 1 failed (a change or part of it did not happen, the
+notification was not sent, the audit is incomplete or has findings at --fail-on), 2 nothing was done.
+
+Every input is checked, and everything read that decides what happens (owners, the stack's settings, the
+topic), before the first change. Each command prints one document in --format json (docs/operator.md)."""
 
 from __future__ import annotations
 
+import os
 import re
-import sys
-from datetime import UTC, datetime
-from typing import Any, TextIO
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from keyguard.operator import audit as audit_mod
-from keyguard.operator import publish, render
+from keyguard.operator import documents, publish, render
 from keyguard.operator.clients import OperatorClients, OperatorError, describe
 from keyguard.operator.principal import (
     PrincipalState,
     attach_ledger,
     check_key_id,
     check_long_term_key_id,
+    check_name,
     held_principals,
     owner_of,
     read_role,
     read_user,
     stamp,
 )
+from keyguard.operator.terminal import Console, NoAnswer
 
-OK, NOT_DONE, ERROR, INTERRUPTED = 0, 1, 2, 130
+OK, FAILED, NOTHING_DONE, INTERRUPTED = 0, 1, 2, 130
 REGION_RE = re.compile(r"[a-z]{2}(-[a-z0-9]+)+-[0-9]+")
+TOPIC_RE = re.compile(r"arn:aws(-[a-z]+)*:sns:[a-z]{2}(-[a-z0-9]+)+-[0-9]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?")
+REASON_MAX = 200
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+TOPIC_CHECK_PERMISSIONS = ("sns:GetTopicAttributes",)  # the topic exists, before the first change
 
 
 def now() -> datetime:
     return datetime.now(UTC)
 
 
-class Console:
-    """Where a command writes and reads: results to stdout, prompts and errors to stderr."""
-
-    def __init__(self, out: TextIO | None = None, err: TextIO | None = None, stdin: TextIO | None = None) -> None:
-        self.out, self.err, self.stdin = out or sys.stdout, err or sys.stderr, stdin or sys.stdin
-
-    def print(self, text: str = "") -> None:
-        print(text, file=self.out)
-
-    def warn(self, text: str) -> None:
-        print(f"keyguard: {text}", file=self.err)
-
-    def ask(self, question: str) -> str:
-        self.err.write(question)
-        self.err.flush()
-        return self.stdin.readline().strip()
-
-    def confirm(self, question: str) -> bool:
-        return self.ask(f"{question} [y/N] ").lower() in ("y", "yes")
-
-
 def run(args: Any, console: Console | None = None) -> int:
-    console = console or Console()
+    console = console or Console(
+        json_mode=args.format == "json", color=not getattr(args, "no_color", False), command=args.command
+    )
+    clients = None
     try:
-        clients = OperatorClients(args.profile, args.region, args.endpoint_url)
+        clients = OperatorClients(
+            args.profile, args.region, args.endpoint_url, timeout=getattr(args, "timeout", 10) or 10
+        )
         return COMMANDS[args.command](args, clients, console)
     except KeyboardInterrupt:
-        console.warn("interrupted")
-        return INTERRUPTED
+        return console.fail("interrupted: what was done so far stays done (run `keyguard status`)", INTERRUPTED)
+    except NoAnswer as e:
+        return console.fail(f"{e}; nothing was changed", NOTHING_DONE)
     except Exception as e:  # one line, never a traceback
-        console.warn(describe(e))
-        return ERROR
+        last = getattr(clients, "last_call", None)
+        return console.fail(describe(e, endpoint=args.endpoint_url, last_call=last), NOTHING_DONE)
 
 
 # ------------------------------------------------------------------------------------------ status
@@ -71,12 +65,16 @@ def run(args: Any, console: Console | None = None) -> int:
 
 def status(args: Any, clients: OperatorClients, console: Console) -> int:
     iam, at = clients.iam, now()
+    ledger = _ledger(clients, args)
     if args.user is None and args.key is None and args.role is None:
-        held = held_principals(iam)
+        held = [attach_ledger(h, ledger) for h in held_principals(iam)]
         if args.format == "json":
-            console.print(render.json_text({"held": [h.to_dict(at) for h in held]}))
+            console.document(documents.held(held, at, ledger))
         elif args.format == "csv":
             console.print(render.csv_text(render.HELD_HEADERS, render.held_rows(held)))
+        elif held and console.color:
+            title = f"keyguard holds {len(held)} in quarantine:"
+            console.table(render.HELD_HEADERS, render.held_rows(held), title=title)
         else:
             console.print(render.held_text(held))
         return OK
@@ -88,20 +86,21 @@ def status(args: Any, clients: OperatorClients, console: Console) -> int:
         state = read_user(iam, args.user)
     else:
         state = read_role(iam, args.role)
-    attach_ledger(state, _ledger(clients))
-    _show_state(state, at, args.format, console, highlight)
-    return OK
-
-
-def _show_state(state: PrincipalState, at: datetime, fmt: str, console: Console, highlight: str | None) -> None:
-    if fmt == "json":
-        console.print(render.json_text(state.to_dict(at)))
-    elif fmt == "csv" and state.kind == "user":
+    attach_ledger(state, ledger)
+    if args.format == "json":
+        console.document(documents.status(state, at, ledger))
+    elif args.format == "csv" and state.kind == "user":
         console.print(render.csv_text(render.KEY_HEADERS, render.key_rows(state, at, highlight)))
-    elif fmt == "csv":
+    elif args.format == "csv":
         console.print(render.csv_text(("POLICY", "EFFECT"), [[p.name, p.effect] for p in state.policies]))
     else:
-        console.print(render.status_text(state, at, highlight))
+        console.print(render.status_text(state, at, highlight, keys=not console.color))
+        if console.color and state.kind == "user":
+            console.table(render.KEY_HEADERS, render.key_rows(state, at, highlight), title="\nAccess keys:")
+        extra = documents.ledger_lines(state, ledger)
+        if extra:
+            console.print("\n".join(extra))
+    return OK
 
 
 # ------------------------------------------------------------------------------------------ contain
@@ -112,61 +111,136 @@ def contain(args: Any, clients: OperatorClients, console: Console) -> int:
     from keyguard.operator.contain import DEFAULT_REASON, caller, manual_incident, settings_for
     from keyguard.plan import Outcome, plan_actions, protection
     from keyguard.respond import respond
-    from keyguard.settings import Settings
 
-    key_id = check_long_term_key_id(args.key)
+    # 1. every input, before any call
+    keys = list(dict.fromkeys(check_long_term_key_id(k) for k in args.key))
     reason = _reason(args.reason, DEFAULT_REASON)
-    settings = settings_for(Settings.from_env(), dry_run=args.dry_run, topic_arn=args.topic_arn)
+    topic_arg = _check_topic(args.topic_arn)
+    # 2. what decides: the stack's settings, the caller, each key's owner (IAM names it), the topic
+    stack = _stack(clients, args)
+    settings = settings_for(_settings(stack), dry_run=args.dry_run, topic_arn=topic_arg or _stack_topic(stack))
     account, actor = caller(clients)
     iam, at = clients.iam, now()
-    owner = owner_of(iam, key_id)  # for the question; the engine asks IAM again and acts on its answer
-    incident = manual_incident(key_id, account, clients.region, reason, actor, at)
-    stop = protection(incident, owner, settings)
-    if stop:
-        raise OperatorError(f"{stop[1]} keyguard will not act on it")
+    planned = []
+    refused = []
+    for key_id in keys:
+        owner = owner_of(iam, key_id)  # for the question; the engine asks IAM again and acts on its answer
+        incident = manual_incident(key_id, account, clients.region, reason, actor, at)
+        stop = _protection(protection, incident, owner, settings)
+        if stop:
+            refused.append(f"{key_id} of {owner}: {stop}")
+        planned.append(
+            (key_id, owner, incident, plan_actions(incident, owner, at, boundary_arn=settings.deny_all_policy_arn))
+        )
+    if refused:
+        where = f" ({stack.line()})" if stack else ""
+        raise OperatorError(f"refused, nothing was changed{where}: " + "; ".join(refused))
+    _check_topic_exists(clients, settings.topic_arn, dry_run=args.dry_run)
+    permissions = _simulate(clients, actor, [a for *_, actions in planned for a in actions]) if args.dry_run else None
 
-    if args.format != "json":
-        console.print(f"Contain access key {key_id} of IAM user {owner} (IAM names the owner), account {account}:")
-        steps = plan_actions(incident, owner, at, boundary_arn=settings.deny_all_policy_arn)
-        console.print("\n".join(f"  - {a.describe()}" for a in steps))
-        console.print(f"  - notify: {_topic_line(settings.topic_arn, args.dry_run)}")
-    if not args.dry_run and not args.yes and not console.confirm(f"Contain {key_id} of user {owner} now?"):
-        console.warn("aborted: nothing was changed")
-        return NOT_DONE
-
-    ledger = _ledger(clients, settings)
-    response = respond(incident, settings, iam, account=account, now=at, ledger=ledger, actor=actor, reason=reason)
-    notification = "not sent (dry-run)" if args.dry_run else "no topic configured"
-    failed_notice = False
-    if settings.topic_arn and not args.dry_run:
-        try:
-            publish.publish(clients, settings.topic_arn, notify.message(response))
-            notification = f"sent to {settings.topic_arn}"
-        except publish.PublishFailed as e:
-            notification, failed_notice = f"FAILED: {e}", True
+    doc: dict[str, Any] = {
+        "keyguard": 1,
+        "command": "contain",
+        "dryRun": args.dry_run,
+        "account": account,
+        "actor": actor,
+        "reason": reason,
+        "stack": stack.to_dict() if stack else None,
+        "topicArn": settings.topic_arn,
+        "permissions": permissions,
+        "outcome": None,
+        "keys": [
+            {
+                "accessKeyId": key_id,
+                "owner": owner,
+                "plan": [{"action": a.name, "target": a.target} for a in actions],
+                "outcome": None,
+                "actions": [],
+                "notification": None,
+                "response": None,
+            }
+            for key_id, owner, _, actions in planned
+        ],
+    }
+    lines = []
+    for key_id, owner, _, actions in planned:
+        lines.append(f"Contain access key {key_id} of IAM user {owner} (IAM names the owner), account {account}:")
+        lines += [f"  - {a.describe()}" for a in actions]
+    lines.append(f"  - notify: {_topic_line(settings.topic_arn, args.dry_run)}")
+    lines.append(f"  - settings: {stack.line() if stack else _no_stack_line(args)}")
+    if permissions is not None:
+        lines.append(f"  - your permissions: {permissions['summary']}")
+    plan_text = "\n".join(lines)
     if args.format == "json":
-        console.print(render.json_text({**notify.document(response), "notification": notification}))
+        if not args.dry_run and not args.yes:
+            console.err.write(plan_text + "\n")  # the question needs the plan beside it
     else:
-        reason = response.reason
+        console.print(plan_text)
+    if not args.dry_run and not args.yes:
+        subject = ", ".join(f"{k} of user {o}" for k, o, *_ in planned)
+        if not console.confirm(f"Contain {subject} now?"):
+            doc["outcome"] = "declined"
+            if args.format == "json":
+                console.document(doc)
+            console.warn("declined: nothing was changed")
+            return NOTHING_DONE
+
+    problems: list[str] = []
+    any_done = False
+    results_text = []
+    ledger = _ledger_for(clients, settings)
+    for entry, (key_id, _owner, incident, _) in zip(doc["keys"], planned, strict=True):
+        response = respond(incident, settings, iam, account=account, now=at, ledger=ledger, actor=actor, reason=reason)
+        entry["outcome"] = response.outcome.value
+        entry["actions"] = [
+            {"action": r.action, "target": r.target, "status": r.status.value, "detail": r.detail or None}
+            for r in response.results
+        ]
+        entry["response"] = notify.document(response)
+        any_done = any_done or any(r.status.value == "done" for r in response.results)
+        notification = "not sent (dry-run)" if args.dry_run else "no topic configured"
+        if settings.topic_arn and not args.dry_run:
+            try:
+                publish.publish(clients, settings.topic_arn, notify.message(response))
+                notification = f"sent to {settings.topic_arn}"
+            except publish.PublishFailed as e:
+                notification = f"FAILED: {e}"
+                problems.append(f"the notification for {key_id} was not sent ({e})")
+        entry["notification"] = notification
+        text_reason = response.reason
         if response.outcome is Outcome.FAILED:  # the engine's text speaks of Lambda's retries; nothing retries here
-            reason = f"{', '.join(r.action for r in response.failures)} did not happen (see below)"
-        console.print(f"\n{response.outcome.value}: {reason}")
+            names = ", ".join(r.action for r in response.failures) or "lookup"
+            text_reason = f"{names} did not happen (see below)"
+            problems.insert(0, f"containment of {key_id} FAILED ({names})")
+        elif response.outcome not in (Outcome.CONTAINED, Outcome.WOULD_CONTAIN):
+            problems.insert(0, f"{key_id}: {response.outcome.value}: {response.reason}")
+        which = f"{key_id}: " if len(planned) > 1 else ""
+        results_text.append(f"\n{response.outcome.value}: {which}{text_reason}")
         if response.owner_note:
-            console.print(f"NOTE: {response.owner_note}")
-        console.print(render.results_text(response.results))
-        console.print(f"notification: {notification}")
+            results_text.append(f"NOTE: {response.owner_note}")
+        results_text.append(render.results_text(response.results))
+        results_text.append(f"notification: {notification}")
         if response.outcome is Outcome.CONTAINED:
-            console.print(
-                f"\nNext: review what the key did (CloudTrail), delete it after replacing it, then "
-                f"`keyguard release --user {response.owner}`."
+            results_text.append(
+                f"Next: review what the key did (CloudTrail), delete it after replacing it, then "
+                f'`keyguard release --user {response.owner} --reason "..."`.'
             )
-    if failed_notice:
-        console.warn(f"the notification was not sent: {notification}")
-    ok = response.outcome in (Outcome.CONTAINED, Outcome.WOULD_CONTAIN) and not failed_notice
-    if response.outcome is Outcome.FAILED:
-        names = ", ".join(r.action for r in response.failures) or "lookup"
-        console.warn(f"containment FAILED ({names}): fix the cause, then run the same command again (it is idempotent)")
-    return OK if ok else NOT_DONE
+    outcomes = {e["outcome"] for e in doc["keys"]}
+    doc["outcome"] = outcomes.pop() if len(outcomes) == 1 else "mixed"
+    if args.format == "json":
+        console.document(doc)
+    else:
+        console.print("\n".join(results_text))
+    if problems:
+        hint = "fix the cause, then run the same command again (it is idempotent)"
+        console.warn(f"{'; '.join(problems)}: {hint}")
+        return FAILED if any_done else NOTHING_DONE
+    return OK
+
+
+def _protection(protection: Any, incident: Any, owner: str, settings: Any) -> str | None:
+    stop = protection(incident, owner, settings)
+    return stop[1] if stop else None
 
 
 # ------------------------------------------------------------------------------------------ release
@@ -182,52 +256,82 @@ def release(args: Any, clients: OperatorClients, console: Console) -> int:
         if args.role is not None:
             raise OperatorError("--reactivate applies to users' access keys, not to roles")
         check_key_id(args.reactivate)
+    if args.confirm_reactivate is not None:
+        check_key_id(args.confirm_reactivate)
+    check_name(args.user if args.user is not None else args.role, "user" if args.user is not None else "role")
     reason = _reason(args.reason, DEFAULT_REASON)
-    topic = args.topic_arn or _env_topic()
+    topic_arg = _check_topic(args.topic_arn)
+    stack = _stack(clients, args)
+    settings = _settings(stack)
+    topic = topic_arg or _stack_topic(stack) or _env_topic()
     account, actor = caller(clients)
     iam, at = clients.iam, now()
-    from keyguard.settings import Settings
-
-    settings = Settings.from_env()
-    ledger = _ledger(clients, settings)
+    ledger = _ledger_for(clients, settings)
     state = read_user(iam, args.user) if args.user is not None else read_role(iam, args.role)
     attach_ledger(state, ledger)
     plan = plan_release(
         state, actor=actor, reason=reason, now=at, reactivate=args.reactivate, deny_all_arn=settings.deny_all_policy_arn
     )
     if plan.empty:
-        for note in plan.notes:
-            console.print(note)
-        console.print("Nothing to release.")
+        if args.format == "json":
+            doc = _release_doc(state, plan, [], actor, reason, at, account=account)
+            doc["outcome"] = "nothing-to-release"
+            console.document(doc)
+        else:
+            for note in plan.notes:
+                console.print(note)
+            console.print("Nothing to release.")
         return OK
+    _check_topic_exists(clients, topic, dry_run=args.dry_run)
 
     steps = [*plan.actions, *([plan.reactivate] if plan.reactivate else [])]
-    if args.format != "json":
-        console.print(f"Release {state.subject} in account {account} (released by {actor}, why: {reason}):")
-        console.print("\n".join(f"  - {a.describe()}" for a in steps))
-        console.print(f"  - notify: {_topic_line(topic, args.dry_run)}")
-        for note in plan.notes:
-            console.print(f"  note: {note}")
-        if not plan.reactivate and state.kind == "user":
-            inactive = [k.key_id for k in state.keys if k.status != "Active"]
-            if inactive:
-                console.print(f"  keys stay inactive: {', '.join(inactive)}")
+    permissions = _simulate(clients, actor, steps) if args.dry_run else None
+    lines = [f"Release {state.subject} in account {account} (released by {actor}, why: {reason}):"]
+    lines += [f"  - {a.describe()}" for a in steps]
+    lines.append(f"  - notify: {_topic_line(topic, args.dry_run)}")
+    lines += [f"  note: {note}" for note in plan.notes]
+    if not plan.reactivate and state.kind == "user":
+        inactive = [k.key_id for k in state.keys if k.status != "Active"]
+        if inactive:
+            lines.append(f"  keys stay inactive: {', '.join(inactive)}")
+    if permissions is not None:
+        lines.append(f"  - your permissions: {permissions['summary']}")
+    plan_text = "\n".join(lines)
+    if args.format == "json":
+        if not args.dry_run and not args.yes:
+            console.err.write(plan_text + "\n")
+    else:
+        console.print(plan_text)
     if args.dry_run:
         if args.format == "json":
-            console.print(render.json_text(_release_doc(state, plan, [a.dry_run() for a in steps], actor, reason, at)))
+            doc = _release_doc(state, plan, [a.dry_run() for a in steps], actor, reason, at, account=account)
+            doc["permissions"] = permissions
+            console.document(doc)
         else:
             console.print("dry-run: nothing was changed.")
         return OK
+    declined = None
     if not args.yes and not console.confirm(f"Release {state.subject}?"):
-        console.warn("aborted: nothing was changed")
-        return NOT_DONE
-    if plan.reactivate and args.confirm_reactivate != plan.reactivate.key_id:
-        typed = console.ask(
-            f"Reactivating {plan.reactivate.key_id} lets it sign requests again. Type the key id to confirm: "
-        )
-        if typed != plan.reactivate.key_id:
-            console.warn("reactivation not confirmed: nothing was changed")
-            return NOT_DONE
+        declined = "declined: nothing was changed"
+    elif plan.reactivate and args.confirm_reactivate != plan.reactivate.key_id:
+        if args.confirm_reactivate is not None:
+            declined = (
+                f"--confirm-reactivate {args.confirm_reactivate} is not {plan.reactivate.key_id}: nothing was changed"
+            )
+        else:
+            typed = console.ask(
+                f"Reactivating {plan.reactivate.key_id} lets it sign requests again. Type the key id to confirm: ",
+                hint=f"pass --confirm-reactivate {plan.reactivate.key_id}",
+            )
+            if typed != plan.reactivate.key_id:
+                declined = "reactivation not confirmed: nothing was changed"
+    if declined:
+        if args.format == "json":
+            doc = _release_doc(state, plan, [], actor, reason, at, account=account)
+            doc["outcome"] = "declined"
+            console.document(doc)
+        console.warn(declined)
+        return NOTHING_DONE
 
     if plan.release_in_ledger and ledger is not None:
         # before IAM changes: the tamper watch must see a release made through keyguard, not an undoing
@@ -243,25 +347,28 @@ def release(args: Any, clients: OperatorClients, console: Console) -> int:
     results = execute(iam, steps)
     doc = _release_doc(state, plan, results, actor, reason, at, account=account)
     failed = [r for r in results if r.status.value == "failed"]
-    notification, failed_notice = "no topic configured", False
+    notification, problems = "no topic configured", []
+    if failed:
+        problems.append(f"release FAILED at {failed[0].line()}; the steps after it were not done")
     if topic:
         try:
             publish.publish(clients, topic, _release_message(state, doc, failed=bool(failed)))
             notification = f"sent to {topic}"
         except publish.PublishFailed as e:
-            notification, failed_notice = f"FAILED: {e}", True
+            notification = f"FAILED: {e}"
+            problems.append(f"the notification was not sent ({e})")
     doc["notification"] = notification
     if args.format == "json":
-        console.print(render.json_text(doc))
+        console.document(doc)
     else:
-        console.print(f"\n{doc['outcome']}:")
+        console.print(f"\n{doc['outcome'].upper()}:")
         console.print(render.results_text(results))
         console.print(f"notification: {notification}")
-    if failed:
-        console.warn(f"release FAILED at {failed[0].line()}; the steps after it were not done")
-    if failed_notice:
-        console.warn(f"the notification was not sent: {notification}")
-    return NOT_DONE if failed or failed_notice else OK
+    if problems:
+        console.warn("; ".join(problems))
+        done = any(r.status.value in ("done", "already-done") for r in results)
+        return FAILED if done else NOTHING_DONE
+    return OK
 
 
 def _release_doc(
@@ -275,7 +382,10 @@ def _release_doc(
 ) -> dict[str, Any]:
     statuses = {r.status.value for r in results}
     outcome = "release-failed" if "failed" in statuses else "would-release" if statuses == {"dry-run"} else "released"
+    steps = [*plan.actions, *([plan.reactivate] if plan.reactivate else [])]
     return {
+        "keyguard": 1,
+        "command": "release",
         "outcome": outcome,
         "at": stamp(at),
         "account": account,
@@ -283,13 +393,16 @@ def _release_doc(
         "releasedBy": actor,
         "reason": reason,
         "removedPolicies": [p.name for p in state.policies],
-        "reactivated": plan.reactivate.key_id if plan.reactivate and "failed" not in statuses else None,
+        "reactivated": plan.reactivate.key_id if plan.reactivate and results and "failed" not in statuses else None,
         "leakedKeys": state.leaked,
         "notes": plan.notes,
+        "plan": [{"action": a.name, "target": a.target} for a in steps],
         "actions": [
             {"action": r.action, "target": r.target, "status": r.status.value, "detail": r.detail or None}
             for r in results
         ],
+        "permissions": None,
+        "notification": None,
     }
 
 
@@ -309,45 +422,218 @@ def _release_message(state: PrincipalState, doc: dict[str, Any], *, failed: bool
             *[f"  - {a['action']} {a['target']}: {a['status']}" for a in doc["actions"]],
         ]
     )
-    return publish.message(subject, text, doc, severity="high" if failed else "medium", outcome=doc["outcome"])
+    machine = {k: v for k, v in doc.items() if k not in ("command", "keyguard", "notification", "permissions")}
+    return publish.message(subject, text, machine, severity="high" if failed else "medium", outcome=doc["outcome"])
 
 
 # ------------------------------------------------------------------------------------------ audit
 
 
 def audit(args: Any, clients: OperatorClients, console: Console) -> int:
+    from keyguard.cli import _version
+    from keyguard.operator import audit_formats
+
     regions = None
-    if args.regions:
+    if args.regions is not None:
         regions = [r.strip() for r in args.regions.split(",") if r.strip()]
         bad = [r for r in regions if not REGION_RE.fullmatch(r)]
         if bad:
             raise OperatorError(f"not AWS region names: {', '.join(bad)}")
         if not regions:
             raise OperatorError("--regions names no region")
-    report = audit_mod.run(
-        clients, now=now(), max_key_age_days=args.max_key_age, unused_days=args.unused_days, regions=regions
-    )
+    if args.user is not None:
+        check_name(args.user, "user")
+    with console.progress("auditing: credential report, account summary, EC2 in every region"):
+        report = audit_mod.run(
+            clients, now=now(), max_key_age_days=args.max_key_age, unused_days=args.unused_days, regions=regions
+        )
+    if args.user is not None and args.user.lower() not in {k.user.lower() for k in report.keys}:
+        check_user_exists(clients, args.user)  # a user without keys is fine; a user that does not exist is not
+    report = audit_formats.filtered(report, user=args.user, only_flagged=args.only_flagged)
+    ids: dict[tuple[str, int], str] | None = None
+    if args.inventory:
+        with console.progress("reading access key ids", total=len({k.user for k in report.keys})):
+            ids = audit_formats.key_ids(clients.iam, report)
     if args.format == "json":
-        console.print(render.json_text(report.to_dict()))
+        doc = {"keyguard": 1, "command": "audit", **report.to_dict()}
+        for entry, key in zip(doc["accessKeys"], report.keys, strict=True):
+            entry["severity"] = audit_formats.key_severity(report, key)
+            if ids is not None:
+                entry["accessKeyId"] = ids.get((key.user, key.slot))
+        for entry, finding in zip(doc["findings"], report.findings, strict=True):
+            entry["severity"] = audit_formats.severity(finding, report)
+        doc["failOn"] = args.fail_on
+        console.document(doc)
+    elif args.format == "ocsf":
+        console.document(audit_formats.ocsf(report, _version()))
+    elif args.format == "csv" and ids is not None:
+        console.print(render.csv_text(audit_formats.INVENTORY_HEADERS, audit_formats.inventory_rows(report, ids)))
     elif args.format == "csv":
-        console.print(render.csv_text(render.FINDING_HEADERS, render.finding_rows(report)))
+        rows = [
+            [*row, audit_formats.severity(f, report)]
+            for row, f in zip(render.finding_rows(report), report.findings, strict=True)
+        ]
+        console.print(render.csv_text((*render.FINDING_HEADERS, "SEVERITY"), rows))
     else:
         console.print(render.audit_text(report))
+    problems = []
     if report.errors:
-        console.warn(f"audit INCOMPLETE: {len(report.errors)} check(s) could not run: {'; '.join(report.errors)}")
-        return NOT_DONE
+        problems.append(f"audit INCOMPLETE: {len(report.errors)} check(s) could not run: {'; '.join(report.errors)}")
+    if args.fail_on:
+        hits = audit_formats.at_or_above(report, args.fail_on)
+        if hits:
+            problems.append(f"{len(hits)} finding(s) at or above {args.fail_on} (--fail-on)")
+    if problems:
+        console.warn("; ".join(problems))
+        return FAILED
     return OK
+
+
+def check_user_exists(clients: OperatorClients, user: str) -> None:
+    from keyguard.aws import error_code
+
+    try:
+        clients.iam.get_user(UserName=user)
+    except Exception as e:
+        if error_code(e) == "NoSuchEntity":
+            raise OperatorError(f"no IAM user named {user!r} in this account") from e
+        raise
+
+
+# ------------------------------------------------------------------------------------------ history
+
+
+def history(args: Any, clients: OperatorClients, console: Console) -> int:
+    since = parse_since(args.since, now()) if args.since is not None else None
+    kind, name = ("user", args.user) if args.user is not None else ("role", args.role) if args.role else (None, None)
+    if name is not None:
+        check_name(name, kind)
+    ledger = _ledger(clients, args)
+    if ledger is None:
+        raise OperatorError(
+            "no ledger to read: deploy the stack (its settings name the ledger table), pass --stack NAME, "
+            "or set KEYGUARD_LEDGER_TABLE"
+        )
+    # the whole history is asked from the beginning of time: Ledger.history(since=None) queries its index with
+    # an empty string, which DynamoDB refuses for a key attribute (reported to the ledger's owner)
+    entries = ledger.history(since=since or EPOCH, kind=kind, name=name)
+    if args.format == "json":
+        console.document(documents.history(entries, since))
+    elif args.format == "csv":
+        console.print(render.csv_text(documents.HISTORY_HEADERS, documents.history_rows(entries)))
+    elif console.color and entries:
+        head = documents.history_text([], since).replace(": nothing recorded.", f" ({len(entries)} entries):")
+        console.table(documents.HISTORY_HEADERS, documents.history_rows(entries), title=head)
+    else:
+        console.print(documents.history_text(entries, since))
+    return OK
+
+
+def parse_since(text: str, at: datetime) -> datetime:
+    """2025-03-17, 2025-03-17T09:00:00Z, or a span back from now: 30m, 12h, 7d."""
+    span = re.fullmatch(r"([0-9]{1,5})([mhd])", text.strip())
+    if span:
+        amount, unit = int(span.group(1)), span.group(2)
+        return at - timedelta(**{{"m": "minutes", "h": "hours", "d": "days"}[unit]: amount})
+    try:
+        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise OperatorError(
+            f"--since {text!r}: give a date (2025-03-17), a time (2025-03-17T09:00:00Z) or 7d/12h/30m"
+        ) from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 # ------------------------------------------------------------------------------------------ helpers
 
 
-def _ledger(clients: OperatorClients, settings: Any = None) -> Any:
-    """keyguard's ledger, when the stack's table is known (KEYGUARD_LEDGER_TABLE); else None (tags only)."""
-    if settings is None:
-        from keyguard.settings import Settings
+def _reason(text: str | None, default: str) -> str:
+    """The operator's words, kept as written (the tag mirror sanitises its own copy). Only line breaks and
+    other control characters are refused: a reason is one line in every record it lands in."""
+    if text is None or not text.strip():
+        return default
+    if any(not ch.isprintable() for ch in text):
+        raise OperatorError("--reason must be one line of printable text (no line breaks or control characters)")
+    if len(text) > REASON_MAX:
+        raise OperatorError(f"--reason is limited to {REASON_MAX} characters")
+    return text.strip()
 
-        settings = Settings.from_env()
+
+def _check_topic(topic: str | None) -> str | None:
+    if topic is None:
+        return None
+    if not TOPIC_RE.fullmatch(topic):
+        raise OperatorError(f"--topic-arn {topic!r} is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)")
+    return topic
+
+
+def _check_topic_exists(clients: OperatorClients, topic: str | None, *, dry_run: bool) -> None:
+    """Before the first change: the topic must exist, so that nobody acts believing people will be told."""
+    if not topic:
+        return
+    from keyguard.aws import error_code
+
+    try:
+        clients.sns(topic).get_topic_attributes(TopicArn=topic)
+    except Exception as e:
+        code = error_code(e)
+        if code in ("NotFound", "NotFoundException"):
+            raise OperatorError(f"topic {topic} does not exist: nothing was changed (check --topic-arn)") from e
+        if code in ("AuthorizationError", "AccessDenied", "AccessDeniedException"):
+            return  # sns:GetTopicAttributes not granted: the publish will tell
+        raise
+
+
+def _env_topic() -> str | None:
+    return os.environ.get("KEYGUARD_TOPIC_ARN") or None
+
+
+def _topic_line(topic: str | None, dry_run: bool) -> str:
+    if dry_run:
+        return (
+            f"would notify {topic}"
+            if topic
+            else "no topic configured (the stack's, --topic-arn or $KEYGUARD_TOPIC_ARN)"
+        )
+    return topic or f"no topic configured ({_TOPIC_SOURCES}): nobody else is told"
+
+
+_TOPIC_SOURCES = "the stack's, --topic-arn or $KEYGUARD_TOPIC_ARN"
+
+
+def _stack(clients: OperatorClients, args: Any) -> Any:
+    from keyguard.operator import stack as stack_mod
+
+    return stack_mod.read(clients, getattr(args, "stack", None))
+
+
+def _stack_topic(stack: Any) -> str | None:
+    return stack.get("topicArn") if stack else None
+
+
+def _no_stack_line(args: Any) -> str:
+    return (
+        "no keyguard stack found (SSM /keyguard/keyguard/settings): only $KEYGUARD_PROTECTED_PRINCIPALS is "
+        "honoured; pass --stack NAME if the stack has another name"
+    )
+
+
+def _settings(stack: Any) -> Any:
+    """The engine's settings as the stack's functions have them: the stack's values over the environment."""
+    from keyguard.settings import Settings
+
+    env = dict(os.environ)
+    if stack is not None:
+        env.update(stack.environment())
+    return Settings.from_env(env)
+
+
+def _ledger(clients: OperatorClients, args: Any) -> Any:
+    """The stack's ledger, when there is one (its table from the stack's settings or KEYGUARD_LEDGER_TABLE)."""
+    return _ledger_for(clients, _settings(_stack(clients, args)))
+
+
+def _ledger_for(clients: OperatorClients, settings: Any) -> Any:
     if not settings.ledger_table:
         return None
     from keyguard.ledger import Ledger
@@ -355,23 +641,10 @@ def _ledger(clients: OperatorClients, settings: Any = None) -> Any:
     return Ledger(settings.ledger_table, clients.get("dynamodb"))
 
 
-def _reason(text: str | None, default: str) -> str:
-    text = " ".join((text or "").split())
-    if len(text) > 200:
-        raise OperatorError("--reason is limited to 200 characters")
-    return text or default
+def _simulate(clients: OperatorClients, actor: str, actions: list[Any]) -> dict[str, Any]:
+    from keyguard.operator import simulate
+
+    return simulate.check(clients, actor, actions)
 
 
-def _env_topic() -> str | None:
-    import os
-
-    return os.environ.get("KEYGUARD_TOPIC_ARN") or None
-
-
-def _topic_line(topic: str | None, dry_run: bool) -> str:
-    if dry_run:
-        return f"would notify {topic}" if topic else "no topic configured (KEYGUARD_TOPIC_ARN or --topic-arn)"
-    return topic or "no topic configured (KEYGUARD_TOPIC_ARN or --topic-arn): nobody else is told"
-
-
-COMMANDS = {"status": status, "contain": contain, "release": release, "audit": audit}
+COMMANDS = {"status": status, "contain": contain, "release": release, "audit": audit, "history": history}

@@ -75,7 +75,7 @@ def key_rows(state: PrincipalState, now: datetime, highlight: str | None = None)
     return rows
 
 
-def status_text(state: PrincipalState, now: datetime, highlight: str | None = None) -> str:
+def status_text(state: PrincipalState, now: datetime, highlight: str | None = None, *, keys: bool = True) -> str:
     lines = [f"{state.kind} {state.name}  ({state.arn})"]
     if state.held:
         lines.append("HELD by keyguard:")
@@ -96,7 +96,7 @@ def status_text(state: PrincipalState, now: datetime, highlight: str | None = No
         lines.append(f"{'last release':<13}: {text}")
     if state.other_policies:
         lines.append(f"{'other inline policies (not keyguard, left alone)'}: {', '.join(state.other_policies)}")
-    if state.kind == "user":
+    if state.kind == "user" and keys:
         lines += ["", "Access keys:", table(KEY_HEADERS, key_rows(state, now, highlight))]
     return "\n".join(lines)
 
