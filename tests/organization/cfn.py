@@ -95,7 +95,10 @@ class Rendered:
             if tag == "Fn::Not":
                 return not self.value(arg[0])
             if tag == "Fn::Sub":
-                return re.sub(r"\$\{([^}]+)\}", lambda m: str(self.value({"Ref": m.group(1)})), arg)
+                text, names = (arg, {}) if isinstance(arg, str) else (arg[0], self.value(arg[1]))
+                return re.sub(
+                    r"\$\{([^}]+)\}", lambda m: str(names.get(m.group(1)) or self.value({"Ref": m.group(1)})), text
+                )
             if tag == "Fn::GetAtt":
                 lid = arg.split(".")[0] if isinstance(arg, str) else arg[0]
                 return f"arn:aws:::{self.pseudo['AWS::AccountId']}:{lid}"

@@ -47,7 +47,7 @@ def run(org: Organization, central: OperatorClients, argv: list[str]) -> tuple[i
                 code = commands.COMMANDS[args.command](args, clients, out)
     except Exception as e:
         out.warn(organization.describe(e))
-        code = commands.ERROR
+        code = commands.NOTHING_DONE
     return code, out.out.getvalue(), out.err.getvalue()
 
 
@@ -98,7 +98,7 @@ def test_an_account_keyguard_must_not_or_cannot_act_in_stops_the_command(
     account = {"outsider": OUTSIDER, "suspended": org.suspended, "wrong-external-id": org.members["A"]}[which]
     external = "guess" if which == "wrong-external-id" else "keyguard-example-external-id"
     code, out, err = run(org, central, ["status", "--account", account, "--user", "alice", "--external-id", external])
-    assert code == commands.ERROR and out == ""
+    assert code == commands.NOTHING_DONE and out == ""
     expected = {"outsider": "not in the organization", "suspended": "suspended", "wrong-external-id": "AssumeRole"}
     assert expected[which] in err
     if which != "wrong-external-id":
@@ -113,7 +113,7 @@ def test_audit_organization_reports_every_account_and_the_total(org: Organizatio
     argv += ["--external-id", "keyguard-example-external-id", "--workers", "3"]
     code, out, _ = run(org, central, argv)
     report = json.loads(out)
-    assert code == commands.NOT_DONE  # one account incomplete
+    assert code == commands.FAILED  # one account incomplete
     rows = {r["account"]: r for r in report["accounts"]}
     assert set(rows) >= {org.members["A"], org.members["B"], org.members["C"]}
     for name in ("A", "B"):

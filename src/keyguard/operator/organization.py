@@ -127,7 +127,7 @@ def run(args: Any, console: Any = None) -> int:
     """`keyguard status|contain|release --account ID`, `keyguard audit --organization`."""
     from keyguard.operator import commands
 
-    console = console or commands.Console()
+    console = console or commands.Console(json_mode=args.format == "json", command=args.command)
     try:
         central = OperatorClients(args.profile, args.region, args.endpoint_url)
         org = organization_for(args, central)
@@ -142,7 +142,7 @@ def run(args: Any, console: Any = None) -> int:
         return commands.INTERRUPTED
     except Exception as e:  # one line, never a traceback
         console.warn(describe(e))
-        return commands.ERROR
+        return commands.NOTHING_DONE
 
 
 # ---------------------------------------------------------------- audit --organization
@@ -272,7 +272,7 @@ def audit_organization(args: Any, central: Clients, org: Organization, console: 
         console.print(json.dumps(result.to_dict(), indent=2, sort_keys=True, default=str))
     else:
         console.print(_text(result))
-    return commands.OK if result.complete else commands.NOT_DONE
+    return commands.OK if result.complete else commands.FAILED
 
 
 def _text(result: OrganizationAudit) -> str:
