@@ -31,7 +31,7 @@ static: ## checkov, bandit, parliament, pip-audit (own venv .venv-scan); SKIPPED
 	PYTHON=$(PYTHON) scripts/static_checks.sh
 
 validate: $(VENV)/.installed $(SAM_VENV)/.installed
-	$(BIN)/cfn-lint template.yaml
+	$(BIN)/cfn-lint template.yaml templates/*.yaml  # templates/: organization mode's member StackSets (not SAM)
 	$(SAM_VENV)/bin/sam validate --lint --template template.yaml
 
 build: $(SAM_VENV)/.installed

@@ -6,6 +6,8 @@ Sections (each is also a script of its own, with a longer report):
   warm    warm.py        warm handler vs bare boto3 calls doing the same containment + notification (moto)
   scale   scale.py       a Health event naming 50 keys; 1,000 GuardDuty findings (events/s); memory
   peer    custodian.py   Cloud Custodian on the same finding (needs --with-custodian once: its own venv)
+  org     organization.py  1,000 GuardDuty findings over 50 member accounts (organization mode): events/s,
+                         AssumeRole calls, calls before the deny cold/cached, when each deny lands
   burst   burst.py       opt-in (--sections ...,burst): run as its own script, its report shown as printed
 
 Runs from a fresh clone: it uses .venv for keyguard and moto (running `make .venv/.installed` if needed),
@@ -29,7 +31,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 VENV_PY = ROOT / ".venv" / "bin" / "python"
-SECTIONS = ("cold", "calls", "warm", "scale", "peer")
+SECTIONS = ("cold", "calls", "warm", "scale", "peer", "org")
 EXTRA_SECTIONS = ("burst",)  # not run unless named
 
 
@@ -63,6 +65,7 @@ def run_section(name: str, args: argparse.Namespace) -> dict[str, Any]:
         "warm": ("warm.py", ["--iterations", str(100 if args.quick else 200)]),
         "scale": ("scale.py", ["--events", str(300 if args.quick else 1000)]),
         "peer": ("custodian.py", ["--runs", str(args.runs)] + (["--install"] if args.with_custodian else [])),
+        "org": ("organization.py", ["--events", str(300 if args.quick else 1000)]),  # issue 11
     }[name]
     t = time.perf_counter()
     proc = subprocess.run([sys.executable, str(HERE / script), "--json", *extra], stdout=subprocess.PIPE, text=True)
@@ -213,7 +216,14 @@ def report_burst(r: dict[str, Any]) -> None:
         print(f"  {line}")
 
 
+def report_org(r: dict[str, Any]) -> None:  # issue 11
+    import organization
+
+    organization.report(r)
+
+
 REPORTS = {
+    "org": report_org,
     "burst": report_burst,
     "cold": report_cold,
     "calls": report_calls,

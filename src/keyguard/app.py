@@ -35,6 +35,7 @@ class Runtime:
         self._clients = clients
         self._notifier: Any = None
         self._ledger: Any = None
+        self._accounts: Any = None  # issue 11: where each incident is acted on (keyguard.org.accounts)
 
     @property
     def ledger(self) -> Any:
@@ -46,6 +47,7 @@ class Runtime:
     def reset(self, settings: Settings | None = None, clients: Clients | None = None) -> None:
         """Forget per-container state (tests and the local emulator start a new account)."""
         self._settings, self._clients, self._notifier, self._ledger = settings, clients, None, None
+        self._accounts = None
         if self.metrics is not None:
             self.metrics.clear_metrics()  # with metrics disabled (local runs) nothing flushes them
 
@@ -70,6 +72,15 @@ class Runtime:
             self._clients = Clients()
         return self._clients
 
+    @property
+    def accounts(self) -> Any:
+        """The account the function runs in, or (organization mode) each incident's member account."""
+        if self._accounts is None:
+            from keyguard.org.accounts import for_runtime
+
+            self._accounts = for_runtime(self.clients)
+        return self._accounts
+
     def handle(self, event: Any, context: Any, extract: Extractor) -> dict[str, Any]:
         try:
             incidents = extract(event)
@@ -86,15 +97,19 @@ class Runtime:
         if self._notifier is not None:
             self._notifier.sent.clear()  # a warm container keeps only this invocation's messages
         # Containment first: every key of the event is contained before anything is recorded or announced.
-        iam = self.clients.iam
         ledger = self.ledger
-        responses = [respond(i, settings, iam, account=account, defer_records=True, ledger=ledger) for i in incidents]
+        placed = [self.accounts.place(event, i, account, settings) for i in incidents]  # issue 11: its own account
+        responses = [
+            p.refused
+            or respond(p.incident, p.settings or settings, p.iam, account=p.account, defer_records=True, ledger=ledger)
+            for p in placed
+        ]
         from keyguard.report import updates  # after every deny: an earlier incident of the same principal
 
         for problem in updates.link(responses, ledger):
             self._log("warning", "earlier incident not looked up", problem=problem)
-        for r in responses:
-            finish(r, iam)
+        for p, r in zip(placed, responses, strict=True):
+            finish(r, p.iam)
         for r in responses:
             self._log(
                 "info",

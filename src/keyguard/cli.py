@@ -257,6 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     completion = sub.add_parser("completion", help="print a shell completion script (bash or zsh)")
     completion.add_argument("shell", choices=("bash", "zsh"), help="the shell: source the output in its rc file")
+    from keyguard.operator import organization  # issue 11: --account, audit --organization
+
+    organization.add_arguments({"status": status, "contain": contain, "release": release, "audit": audit})
     return parser
 
 
@@ -317,8 +320,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "completion":
         return _completion(args.shell)
     if args.command in OPERATOR_COMMANDS:
-        from keyguard.operator import commands
+        from keyguard.operator import commands, organization
 
+        if organization.wanted(args):  # issue 11: a member account, or every account
+            return organization.run(args)
         return commands.run(args)
     from keyguard.local import run as local_run
 

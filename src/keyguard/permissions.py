@@ -13,6 +13,8 @@ from keyguard.investigate.handoff import HANDOFF_PERMISSIONS
 from keyguard.investigate.trail import LOOKUP_PERMISSIONS
 from keyguard.notify import NOTIFY_PERMISSIONS
 from keyguard.operator.audit import AUDIT_PERMISSIONS
+from keyguard.org.credentials import ASSUME_PERMISSIONS
+from keyguard.org.directory import DIRECTORY_PERMISSIONS
 from keyguard.plan import possible_actions
 from keyguard.respond import EXEMPTION_PERMISSIONS, LOOKUP_OWNER_PERMISSIONS, RecordInLedger
 from keyguard.sources import federation
@@ -111,3 +113,29 @@ def _unscoped_selfcheck() -> tuple[str, ...]:
 WATCH_FUNCTIONS = _watch_functions()
 # what each of them may hold on Resource "*" (IAM cannot scope these; none is an IAM write)
 WATCH_UNSCOPED = {"SelfCheckFunction": frozenset(_unscoped_selfcheck())}
+
+# ---------------------------------------------------------------- issue 11: organization mode
+# The central functions' roles may only assume member roles and ask Organizations about an account
+# (template.yaml OrganizationAccessPolicy); what they do in a member account is the member role's.
+ORGANIZATION_PERMISSIONS = frozenset(ASSUME_PERMISSIONS) | frozenset(DIRECTORY_PERMISSIONS)
+
+# Reads the member role grants on "*" (none of them supports resource-level permissions): investigation
+# and the inventory audit run in the member account through the same role.
+MEMBER_READS = UNSCOPABLE_READS | frozenset(AUDIT_PERMISSIONS)
+
+
+def member_role() -> frozenset[str]:
+    """Every permission the member role (templates/member-global.yaml) grants without an opt-in: the IAM
+    work of every trigger and of investigation, and the reads above."""
+    iam = frozenset().union(*(iam_permissions(source) for source in FUNCTIONS.values()))
+    return iam | MEMBER_READS
+
+
+def operator_role() -> frozenset[str]:
+    """What the optional operator role (templates/member-global.yaml, keyguard-operator) grants: status's
+    reads, contain (the engine's manual source), release, and the audit's reads."""
+    from keyguard.operator.organization import RELEASE_PERMISSIONS
+    from keyguard.operator.principal import READ_ROLE_PERMISSIONS, READ_USER_PERMISSIONS
+
+    reads = frozenset(READ_USER_PERMISSIONS) | frozenset(READ_ROLE_PERMISSIONS) | frozenset(AUDIT_PERMISSIONS)
+    return reads | iam_permissions(Source.MANUAL) | frozenset(RELEASE_PERMISSIONS)

@@ -68,7 +68,14 @@ def test_release_clears_the_hold_but_a_leaked_key_stays_leaked(ledger: Ledger) -
 
 def test_notes_and_roles(ledger: Ledger) -> None:
     ledger.contained(incident_id="i2", kind="role", name="web-app-role", at=T0, actor="kg", reason="sessions")
-    ledger.note("tamper", "role", "web-app-role", actor="user/mallory", reason="UpdateAssumeRolePolicy", at=T0)
+    ledger.note(
+        "tamper",
+        "role",
+        "web-app-role",
+        actor="user/mallory",
+        reason="UpdateAssumeRolePolicy",
+        at=T0 + timedelta(seconds=1),
+    )
     assert [e.event for e in ledger.history(kind="role", name="web-app-role")] == ["contained", "tamper"]
     assert ledger.principal("user", "web-app-role") is None  # a user is not a role of the same name
 

@@ -283,3 +283,20 @@ def test_the_ledger_keeps_its_history() -> None:
 
     assert props["KeySchema"] == TABLE_SCHEMA["KeySchema"]
     assert props["AttributeDefinitions"] == TABLE_SCHEMA["AttributeDefinitions"]
+
+
+def test_every_role_that_writes_the_ledger_may_write_it() -> None:
+    """moto ignores the ledger's resource policy: a role granted ledger writes but missing from the policy's
+    allow-list would be denied by real DynamoDB, silently in every test. Each must be listed."""
+    statement = RESOURCES["LedgerTable"]["Properties"]["ResourcePolicy"]["PolicyDocument"]["Statement"][0]
+    listed = {r.split(".")[0] for r in statement["Condition"]["ArnNotEquals"]["aws:PrincipalArn"][1][1][:-1]}
+    writers = set()
+    for rid, res in RESOURCES.items():
+        if res["Type"] != "AWS::IAM::Role":
+            continue
+        for statement in _statements(rid):
+            actions = set(_as_list(statement.get("Action", [])))
+            resources = " ".join(str(r) for r in _as_list(statement.get("Resource", [])))
+            if actions & {"dynamodb:PutItem", "dynamodb:UpdateItem"} and "-ledger" in resources:
+                writers.add(rid)
+    assert writers and writers <= listed, writers - listed

@@ -82,11 +82,13 @@ class InvestigationRuntime(Runtime):
             return None, "waiting"
         memory = self.memory()
         seen = memory.seen(incident.incident_id) if memory else set()
+        clients = self.accounts.clients_for(incident.account, incident.incident_id)  # issue 11: its own account
+        settings = self.accounts.settings_for(self.settings, incident.account)
         inv = core.investigate(
             incident,
             owner,
-            self.settings,
-            self.clients,
+            settings,
+            clients,
             now,
             run=run,
             contained_at=at,
