@@ -104,6 +104,8 @@ class Runtime:
             or respond(p.incident, p.settings or settings, p.iam, account=p.account, defer_records=True, ledger=ledger)
             for p in placed
         ]
+        for p, r in zip(placed, responses, strict=True):
+            finish(r, p.iam, layers_only=True)  # every key's boundary before any key's read-back
         from keyguard.report import updates  # after every deny: an earlier incident of the same principal
 
         for problem in updates.link(responses, ledger):

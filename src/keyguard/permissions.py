@@ -119,6 +119,12 @@ WATCH_UNSCOPED = {"SelfCheckFunction": frozenset(_unscoped_selfcheck())}
 # (template.yaml OrganizationAccessPolicy); what they do in a member account is the member role's.
 ORGANIZATION_PERMISSIONS = frozenset(ASSUME_PERMISSIONS) | frozenset(DIRECTORY_PERMISSIONS)
 
+# The functions the central bus routes in organization mode. Not yet routed there: AWS's own quarantine and
+# Trusted Advisor (issue 12) and the tamper watch (issue 10), whose events members forward but no central
+# rule sends on (README "Deploying to an organization": not covered yet).
+CENTRAL_SOURCES = frozenset({Source.GUARDDUTY, Source.HEALTH, Source.CREATE_ACCESS_KEY, Source.INVESTIGATION})
+CENTRAL_FUNCTIONS = {f: s for f, s in FUNCTIONS.items() if s in CENTRAL_SOURCES}
+
 # Reads the member role grants on "*" (none of them supports resource-level permissions): investigation
 # and the inventory audit run in the member account through the same role.
 MEMBER_READS = UNSCOPABLE_READS | frozenset(AUDIT_PERMISSIONS)

@@ -17,6 +17,7 @@ from keyguard.actions import (
     TAG_PREFIX,
     Action,
     ActionResult,
+    BoundUser,
     DeactivateAccessKey,
     RevokeUserSessions,
     Status,
@@ -186,8 +187,10 @@ def _contain(
         actions.insert(_first_record(actions), record)
     response._actions = actions
     for action in actions[1:]:
-        if (action.records or action.verifies) and defer_records:
-            response.pending.append(action)  # after every key of the event is denied
+        if (action.records or action.verifies or isinstance(action, BoundUser)) and defer_records:
+            # after every key of the event is denied (deactivated, inline deny-all): the boundary, then the
+            # read-back and the records (finish)
+            response.pending.append(action)
         else:
             response.results.append(_run_or_skip(action, response, iam))
     return _conclude(response, incident, actions)
@@ -239,11 +242,19 @@ def _verify_at(action: Action, first: datetime) -> Action:
     return action
 
 
-def finish(response: Response, iam: Any) -> Response:
-    """Run the records respond(defer_records=True) held back, and conclude again."""
+def finish(response: Response, iam: Any, *, layers_only: bool = False) -> Response:
+    """Run what respond(defer_records=True) held back, and conclude again. `layers_only`: only the deny
+    layers held back (the boundary), so that a caller can put every key's layers in place before any key's
+    read-back and records."""
+    kept = []
     while response.pending:
-        response.results.append(_run_or_skip(response.pending.pop(0), response, iam))
-    if response._actions:
+        action = response.pending.pop(0)
+        if layers_only and (action.records or action.verifies):
+            kept.append(action)
+            continue
+        response.results.append(_run_or_skip(action, response, iam))
+    response.pending = kept
+    if response._actions and not layers_only:
         _conclude(response, response.incident, response._actions)
     return response
 

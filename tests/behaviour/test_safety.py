@@ -302,10 +302,10 @@ LEDGER = ["TransactWriteItems"]  # keyguard's own record (one transaction), then
             ["UpdateAccessKey", "GetItem", "PutUserPolicy", *VERIFY, *LEDGER, "TagUser"],
         ),
         ("guardduty-assumed-role-exfiltration.json", 1, ["PutRolePolicy", "GetRolePolicy", *LEDGER, "TagRole"]),
-        (  # every key of the event is denied before anything is read back or recorded
+        (  # every key of the event is deactivated and denied, then every boundary, then read back and recorded
             "health-iam-quarantine.json",
             2,
-            ["GetAccessKeyLastUsed", *LAYERS] * 2 + [*VERIFY, *LEDGER, "TagUser"] * 2,
+            ["GetAccessKeyLastUsed", *LAYERS[:2]] * 2 + LAYERS[2:] * 2 + [*VERIFY, *LEDGER, "TagUser"] * 2,
         ),
         ("guardduty-root.json", 0, []),
         ("guardduty-sample.json", 0, []),

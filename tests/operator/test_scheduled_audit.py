@@ -186,6 +186,7 @@ def test_the_operator_policy_in_the_docs_is_what_the_commands_use() -> None:
     from keyguard.operator.simulate import SIMULATE_PERMISSIONS as SIMULATE
     from keyguard.operator.stack import READ_PERMISSIONS as STACK_READ
     from keyguard.plan import possible_actions
+    from keyguard.report.securityhub import RELEASE_PERMISSIONS as SECURITY_HUB_RELEASE
     from keyguard.respond import LOOKUP_OWNER_PERMISSIONS
 
     text = (REPO / "docs" / "operator.md").read_text()
@@ -204,6 +205,7 @@ def test_the_operator_policy_in_the_docs_is_what_the_commands_use() -> None:
         | set(SIMULATE)
         | set(TOPIC_CHECK)
         | set(LEDGER_PERMISSIONS)
+        | set(SECURITY_HUB_RELEASE)
     )
     assert documented == used
     assert set(possible_actions(Source.MANUAL)) <= set(ALL_ACTIONS)

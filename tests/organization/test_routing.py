@@ -30,6 +30,44 @@ ROUTES = {
     "health-iam-quarantine.json": (True, "HealthFunction"),
     "cloudtrail-create-access-key.json": (True, "AccessKeyCreatedFunction"),
     "cloudtrail-create-access-key-failed.json": (True, None),  # forwarded (tamper watch sees IAM calls), no function
+    "guardduty-federated-user.json": (True, "GuardDutyFunction"),
+    "guardduty-s3-malicious-ip.json": (True, "GuardDutyFunction"),  # a finding on S3 naming the credential
+    "guardduty-s3-policy-anonymous-access.json": (True, "GuardDutyFunction"),  # (notify-only, decided there)
+    # forwarded, but organization mode routes no central rule to these functions yet (permissions.CENTRAL_FUNCTIONS)
+    **dict.fromkeys(
+        [
+            "cloudtrail-aws-quarantine-by-admin.json",
+            "cloudtrail-aws-quarantine-inline.json",
+            "cloudtrail-aws-quarantine-v2.json",
+            "tamper-delete-role-policy.json",
+            "tamper-delete-user-permissions-boundary.json",
+            "tamper-delete-user-policy.json",
+            "tamper-disable-rule.json",
+            "tamper-put-user-policy.json",
+            "tamper-untag-user.json",
+            "tamper-update-access-key.json",
+            "tamper-update-assume-role-policy.json",
+            "tamper-update-user.json",
+        ],
+        (True, None),
+    ),
+    # not forwarded by the member StackSet (keyguard's own resources live in the central account there)
+    **dict.fromkeys(
+        [
+            "tamper-create-filter-archive.json",
+            "tamper-delete-detector.json",
+            "tamper-delete-stack.json",
+            "tamper-deployer-update-function.json",
+            "tamper-disable-key.json",
+            "tamper-put-function-concurrency.json",
+            "tamper-schedule-key-deletion.json",
+            "tamper-stop-logging.json",
+            "tamper-unsubscribe.json",
+            "tamper-update-function-configuration.json",
+            "trustedadvisor-exposed-access-keys.json",
+        ],
+        (False, None),
+    ),
 }
 
 

@@ -122,7 +122,7 @@ def test_release_permissions_are_the_calls_release_makes() -> None:
 def test_central_functions_may_only_assume_member_roles_of_the_organization() -> None:
     rendered = central()
     (policy,) = rendered.resources("AWS::IAM::Policy").values()
-    assert sorted(policy["Roles"]) == sorted(f"keyguard-{f}Role" for f in permissions.FUNCTIONS)
+    assert sorted(policy["Roles"]) == sorted(f"keyguard-{f}Role" for f in permissions.CENTRAL_FUNCTIONS)
     statements = policy["PolicyDocument"]["Statement"]
     assert _actions(statements) == permissions.ORGANIZATION_PERMISSIONS
     assume = next(s for s in statements if s["Action"] == "sts:AssumeRole")
@@ -275,9 +275,9 @@ def test_every_organization_setting_the_code_reads_is_set_by_the_template() -> N
 def test_central_rules_invoke_the_functions_and_keep_failures() -> None:
     rendered = central()
     rules = rendered.resources("AWS::Events::Rule")
-    assert {lid.removesuffix("OrganizationRule") + "Function" for lid in rules} == set(permissions.FUNCTIONS) - {
-        "InvestigationFunction"
-    }
+    assert {lid.removesuffix("OrganizationRule") + "Function" for lid in rules} == set(
+        permissions.CENTRAL_FUNCTIONS
+    ) - {"InvestigationFunction"}
     for lid, rule in rules.items():
         assert rule["EventBusName"] == "keyguard-CentralBus"
         (target,) = rule["Targets"]

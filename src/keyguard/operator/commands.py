@@ -333,6 +333,7 @@ def release(args: Any, clients: OperatorClients, console: Console) -> int:
         console.warn(declined)
         return NOTHING_DONE
 
+    findings = _held_incidents(settings, ledger, state)  # read before the ledger records the release
     if plan.release_in_ledger and ledger is not None:
         # before IAM changes: the tamper watch must see a release made through keyguard, not an undoing
         ledger.released(
@@ -358,6 +359,17 @@ def release(args: Any, clients: OperatorClients, console: Console) -> int:
             notification = f"FAILED: {e}"
             problems.append(f"the notification was not sent ({e})")
     doc["notification"] = notification
+    if findings and not failed:  # issue 12: the incidents' Security Hub findings go to RESOLVED
+        from keyguard.report import securityhub
+
+        doc["securityHub"] = securityhub.mark_resolved(
+            clients.get("securityhub", clients.region),
+            findings,
+            account=account,
+            region=clients.region,
+            by=actor,
+            reason=reason,
+        )
     if args.format == "json":
         console.document(doc)
     else:
@@ -369,6 +381,18 @@ def release(args: Any, clients: OperatorClients, console: Console) -> int:
         done = any(r.status.value in ("done", "already-done") for r in results)
         return FAILED if done else NOTHING_DONE
     return OK
+
+
+def _held_incidents(settings: Any, ledger: Any, state: PrincipalState) -> list[str]:
+    """The incidents whose Security Hub findings a release resolves (SecurityHubFindings on), from the ledger."""
+    if not getattr(settings, "security_hub", False) or ledger is None:
+        return []
+    from keyguard.report import securityhub
+
+    try:
+        return securityhub.incidents_held(ledger, state.kind, state.name)
+    except Exception:  # a release is never blocked by reporting; the ledger error shows elsewhere
+        return []
 
 
 def _release_doc(

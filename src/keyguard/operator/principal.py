@@ -111,8 +111,10 @@ class PrincipalState:
     keys: list[KeyState] = field(default_factory=list)
     keys_read: bool = False  # the held-principals scan does not read keys
     boundary: str | None = None  # the permissions boundary's policy ARN (users: keyguard's deny-all while held)
+    unique_id: str | None = None  # IAM's (AIDA... / AROA...): the ledger's record must be of this principal
     ledger: Any = None  # keyguard.ledger.PrincipalRecord: what keyguard's own records say
     ledger_leaked: set[str] = field(default_factory=set)  # keys the ledger marks as leaked
+    ledger_mismatch: str | None = None  # the ledger's record is of another principal of this name (its id)
 
     @property
     def held(self) -> bool:
@@ -176,6 +178,11 @@ def attach_ledger(state: PrincipalState, ledger: Any) -> PrincipalState:
     if ledger is None or not getattr(ledger, "enabled", False):
         return state
     state.ledger = ledger.principal(state.kind, state.name)
+    if state.ledger is not None and state.ledger.unique_id and state.unique_id != state.ledger.unique_id:
+        # another principal of that name (deleted and re-created, or another account's in organization mode):
+        # its record (a boundary to restore, its hold) is not this one's
+        state.ledger_mismatch = state.ledger.unique_id
+        state.ledger = None
     keys = {k.key_id for k in state.keys} | set(state.ledger.leaked_keys if state.ledger else ())
     for key_id in keys:
         record = ledger.key(key_id)
@@ -235,6 +242,7 @@ def _read_principal(iam: Any, kind: str, name: str) -> PrincipalState:
     pages = iam.get_paginator(list_policies).paginate(**{param: name})
     state = PrincipalState(kind, found[param], found["Arn"])
     state.boundary = (found.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
+    state.unique_id = found.get("UserId") or found.get("RoleId")
     for policy in [n for page in pages for n in page["PolicyNames"]]:
         if policy in KEYGUARD_POLICIES:
             doc = getattr(iam, get_policy)(**{param: name, "PolicyName": policy})["PolicyDocument"]

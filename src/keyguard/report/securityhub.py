@@ -206,6 +206,9 @@ def incidents_held(ledger: Any, kind: str, name: str) -> list[str]:
     return out
 
 
+RELEASE_PERMISSIONS = ("securityhub:BatchUpdateFindings",)  # keyguard release (the operator's)
+
+
 def release_findings(
     clients: Any, ledger: Any, *, kind: str, name: str, account: str, region: str, by: str, reason: str | None
 ) -> list[str]:

@@ -43,6 +43,7 @@ def failure_message(checks: list[Any], now: datetime) -> tuple[dict[str, Any], s
     ]
     doc = {
         "keyguard": 1,
+        "kind": "selfcheck",  # docs/message.schema.json: a message kind of its own
         "source": "selfcheck",
         "outcome": "failed",
         "level": "critical",

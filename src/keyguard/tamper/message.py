@@ -77,6 +77,7 @@ def message(call: Call, decision: Decision, results: list[ActionResult], dry_run
     lines += ["", "What to do now:", *[f"  {n}. {s}" for n, s in enumerate(_steps(call, decision, result), 1)]]
     doc = {
         "keyguard": 1,
+        "kind": "tamper",  # docs/message.schema.json: a message kind of its own
         "source": SOURCE,
         "outcome": result,
         "level": decision.level,
