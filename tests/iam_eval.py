@@ -580,15 +580,7 @@ def _managed_document(iam: Any, arn: str) -> dict[str, Any]:
     return _parse(version["Document"])
 
 
-def _pages(call: Any, field_name: str, **kwargs: Any) -> list[Any]:
-    out: list[Any] = []
-    marker = None
-    while True:
-        page = call(**kwargs, **({"Marker": marker} if marker else {}))
-        out += page.get(field_name, [])
-        if not page.get("IsTruncated"):
-            return out
-        marker = page["Marker"]
+from keyguard.local.quotas import all_pages as _pages  # noqa: E402  # one IAM pager for the emulator's readers
 
 
 def user_documents(iam: Any, name: str, boundary_arn: str | None = None) -> Principal:

@@ -181,21 +181,21 @@ class Quotas:
             if op in ("PutUserPolicy", "PutRolePolicy"):
                 return self._inline(iam, op, args)
             if op == "AttachUserPolicy":
-                attached = _all(iam.list_attached_user_policies, "AttachedPolicies", UserName=args["UserName"])
+                attached = all_pages(iam.list_attached_user_policies, "AttachedPolicies", UserName=args["UserName"])
                 if args["PolicyArn"] in {p["PolicyArn"] for p in attached} or len(attached) < lim.user_managed_policies:
                     return None
                 return f"Cannot exceed quota for PoliciesPerUser: {lim.user_managed_policies}"
             if op == "AttachRolePolicy":
-                attached = _all(iam.list_attached_role_policies, "AttachedPolicies", RoleName=args["RoleName"])
+                attached = all_pages(iam.list_attached_role_policies, "AttachedPolicies", RoleName=args["RoleName"])
                 if args["PolicyArn"] in {p["PolicyArn"] for p in attached} or len(attached) < lim.role_managed_policies:
                     return None
                 return f"Cannot exceed quota for PoliciesPerRole: {lim.role_managed_policies}"
             if op in ("TagUser", "TagRole"):
                 user = op == "TagUser"
                 have = (
-                    _all(iam.list_user_tags, "Tags", UserName=args["UserName"])
+                    all_pages(iam.list_user_tags, "Tags", UserName=args["UserName"])
                     if user
-                    else _all(iam.list_role_tags, "Tags", RoleName=args["RoleName"])
+                    else all_pages(iam.list_role_tags, "Tags", RoleName=args["RoleName"])
                 )
                 new = [v for k, v in args.items() if re.fullmatch(r"Tags\.member\.\d+\.Key", k)]
                 keys = {t["Key"].lower() for t in have} | {k.lower() for k in new}
@@ -213,7 +213,7 @@ class Quotas:
         user = op == "PutUserPolicy"
         name = args["UserName"] if user else args["RoleName"]
         ident = {"UserName": name} if user else {"RoleName": name}
-        names = _all(iam.list_user_policies if user else iam.list_role_policies, "PolicyNames", **ident)
+        names = all_pages(iam.list_user_policies if user else iam.list_role_policies, "PolicyNames", **ident)
         get = iam.get_user_policy if user else iam.get_role_policy
         total = policy_size(args.get("PolicyDocument", ""))
         for other in names:
@@ -297,7 +297,8 @@ def _emitters(target: Any) -> Iterable[Any]:
     yield event_emitter(target)  # a boto3 or botocore Session
 
 
-def _all(call: Any, field_name: str, **kwargs: Any) -> list[Any]:
+def all_pages(call: Any, field_name: str, **kwargs: Any) -> list[Any]:
+    """Every item of an IAM list call, following its Marker (tests/iam_eval.py reads documents with it)."""
     out: list[Any] = []
     marker = None
     while True:
