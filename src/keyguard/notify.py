@@ -17,7 +17,7 @@ from keyguard.respond import Response
 NOTIFY_PERMISSIONS = ("sns:Publish",)
 SUBJECT_MAX = 99  # SNS: "must be less than 100 characters"
 
-_HEADLINE = {
+HEADLINE = {  # the outcome in words: subjects, bodies, chat titles
     Outcome.CONTAINED: "CONTAINED",
     Outcome.SESSIONS_REVOKED: "SESSIONS REVOKED",
     Outcome.WOULD_CONTAIN: "DRY-RUN would contain",
@@ -50,7 +50,7 @@ _LEVEL = {
 
 def subject(r: Response) -> str:
     update = "UPDATE, " if r.update_of else ""
-    text = f"keyguard: {update}{_HEADLINE[r.outcome]} - {r.incident.key_id or 'no key named'}"
+    text = f"keyguard: {update}{HEADLINE[r.outcome]} - {r.incident.key_id or 'no key named'}"
     if r.owner or r.incident.principal_name:
         text += f" ({r.owner or r.incident.principal_name})"
     return clean_subject(text)
@@ -62,7 +62,7 @@ def level(r: Response) -> str:
 
 def body(r: Response) -> str:
     i = r.incident
-    lines = [f"{_HEADLINE[r.outcome]}: {r.reason}", ""]
+    lines = [f"{HEADLINE[r.outcome]}: {r.reason}", ""]
     if r.update_of:
         lines[1:1] = [f"This updates incident {r.update_of}: keyguard already holds this principal for it.", ""]
     if r.dry_run and r.outcome is Outcome.WOULD_CONTAIN:

@@ -19,6 +19,7 @@ import json
 import re
 from typing import Any
 
+from keyguard import notify
 from keyguard.actions import QUARANTINE_POLICY, REVOKE_SESSIONS_POLICY
 from keyguard.incident import Kind, PrincipalType, is_key_id
 from keyguard.plan import Outcome
@@ -73,20 +74,7 @@ def _name(value: str | None) -> str | None:
     return value if value and IAM_NAME_RE.fullmatch(value) else None
 
 
-_TITLE = {
-    Outcome.CONTAINED: "CONTAINED",
-    Outcome.SESSIONS_REVOKED: "SESSIONS REVOKED",
-    Outcome.WOULD_CONTAIN: "DRY-RUN, would contain",
-    Outcome.FAILED: "FAILED to contain",
-    Outcome.NOT_FOUND: "key not found",
-    Outcome.BELOW_THRESHOLD: "low severity, notify only",
-    Outcome.ROOT: "ROOT credentials, act now",
-    Outcome.SAMPLE: "sample finding, wiring OK",
-    Outcome.PROTECTED: "protected principal, not touched",
-    Outcome.EXEMPT: "exempt user, not touched",
-    Outcome.NOTIFY_ONLY: "notify only",
-    Outcome.OTHER_ACCOUNT: "other account, not touched",
-}
+_TITLE = notify.HEADLINE  # the same words as the topic's subject
 _EMOJI = {"critical": ":rotating_light:", "high": ":lock:", "medium": ":warning:", "low": ":information_source:"}
 
 
