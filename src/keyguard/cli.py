@@ -3,7 +3,8 @@
 Against an emulated account (fake credentials, never a real account):
   keyguard demo                     every events/*.json, each in a fresh in-process moto account
   keyguard invoke EVENT_FILE        one event
-  --endpoint-url URL                an AWS-compatible emulator (e.g. moto_server) instead of in-process moto
+  keyguard emulator [--port 5000]   serve the same emulator on 127.0.0.1 for --endpoint-url and sam local invoke
+  --endpoint-url URL                an AWS-compatible emulator (keyguard emulator) instead of in-process moto
   --mode dry-run                    plan and notify "would do", change nothing
 
 Against your account (boto3's credential chain; docs/operator.md):
@@ -48,6 +49,7 @@ FORMATS = {
     "audit": ("table", "json", "csv", "ocsf"),
     "history": ("table", "json", "csv"),
     "completion": ("table",),
+    "emulator": ("table",),
 }
 ALL_FORMATS = ("table", "json", "csv", "ocsf")
 DEFAULT_TIMEOUT = 10
@@ -255,6 +257,19 @@ def build_parser() -> argparse.ArgumentParser:
     whose.add_argument("--user", metavar="NAME", help="only this IAM user")
     whose.add_argument("--role", metavar="NAME", help="only this IAM role")
 
+    emulator = sub.add_parser(
+        "emulator",
+        help="serve the emulator keyguard's tests use (moto plus boundaries, LookupEvents, IAM quotas) until Ctrl-C",
+    )
+    emulator.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    emulator.add_argument("--port", type=int, default=5000, help="port (default 5000; 0 picks a free one)")
+    emulator.add_argument(
+        "--account-id",
+        metavar="ID",
+        help="answer every request as this 12-digit account (default: a 12-digit access key id names it)",
+    )
+    emulator.set_defaults(format="table")
+
     completion = sub.add_parser("completion", help="print a shell completion script (bash or zsh)")
     completion.add_argument("shell", choices=("bash", "zsh"), help="the shell: source the output in its rc file")
     from keyguard.operator import organization  # issue 11: --account, audit --organization
@@ -319,6 +334,12 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.command == "completion":
         return _completion(args.shell)
+    if args.command == "emulator":
+        if args.account_id is not None and not re.fullmatch(r"[0-9]{12}", args.account_id):
+            return _refuse(args, f"--account-id must be 12 digits, got {args.account_id!r}")
+        from keyguard.local import server
+
+        return server.serve(args.host, args.port, args.account_id)
     if args.command in OPERATOR_COMMANDS:
         from keyguard.operator import commands, organization
 

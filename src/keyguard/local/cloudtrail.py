@@ -60,23 +60,28 @@ class FakeCloudTrail:
 
     def _answer(self, request: Any, **_: Any) -> AWSResponse:
         region = _region_of(request)
+        url, request.url = request.url, "https://cloudtrail-stand-in.invalid/"  # nothing else answers it
+        got = self.respond(region, json.loads(request.body or b"{}"), url=url)
+        return _response(url, *got)
+
+    def respond(self, region: str, args: dict[str, Any], url: str = "") -> tuple[int, dict[str, Any]]:
+        """(HTTP status, JSON body) of one LookupEvents call: the page, or the fault or throttle set.
+        Served at a client's before-send seam (`install`) and by the emulator's CloudTrail service alike."""
         with self._lock:
             self.calls[region] += 1
             number = self.calls[region]
-        url, request.url = request.url, "https://cloudtrail-stand-in.invalid/"  # nothing else answers it
         if self.fault is not None:
             got = self.fault(region, number)
             if isinstance(got, type) and issubclass(got, Exception):
                 raise got(endpoint_url=url, error="injected")  # EndpointConnectionError, ReadTimeoutError
             if got:
                 code, status = got
-                return _response(url, status, {"__type": code, "message": f"injected {code}"})
+                return status, {"__type": code, "message": f"injected {code}"}
         if self.throttle and self.throttle(region, number):
             with self._lock:
                 self.throttled[region] += 1
-            body = {"__type": "ThrottlingException", "message": "Rate exceeded"}
-            return _response(url, 400, body)
-        return _response(url, 200, self.page(region, json.loads(request.body or b"{}")))
+            return 400, {"__type": "ThrottlingException", "message": "Rate exceeded"}
+        return 200, self.page(region, args)
 
     def page(self, region: str, args: dict[str, Any]) -> dict[str, Any]:
         wanted = {a["AttributeKey"]: a["AttributeValue"] for a in args.get("LookupAttributes", [])}

@@ -30,6 +30,7 @@ REPO = Path(__file__).resolve().parents[3]
 DEFAULT_TEMPLATE = REPO / "template.yaml"
 DEFAULT_EVENTS = REPO / "events"
 ACCOUNT = "123456789012"
+STACK = "keyguard"  # the stack name the tamper-*.json events name keyguard's resources with
 BYSTANDER = "bystander-dana"
 PLACEHOLDER_IMAGE = "ami-0123456789abcdef0"  # moto runs instances of any image id (no AMI validation by default)
 
@@ -45,10 +46,10 @@ def load_template(template: Path = DEFAULT_TEMPLATE) -> dict[str, Any]:
     """The SAM template as data; CloudFormation tags (!Ref, !Sub, ...) become their plain arguments."""
     import yaml
 
-    class Loader(yaml.SafeLoader):
+    class Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml's parser: the template in 0.1 s, not 1 s
         pass
 
-    def any_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+    def any_tag(loader: Any, suffix: str, node: yaml.Node) -> Any:
         if isinstance(node, yaml.ScalarNode):
             return loader.construct_scalar(node)
         if isinstance(node, yaml.SequenceNode):
@@ -101,6 +102,8 @@ class Seeded:
     secrets: dict[str, str] = field(default_factory=dict)  # emulated key id -> its secret (tests sign with it)
     roles: list[str] = field(default_factory=list)
     instances: list[tuple[str, str]] = field(default_factory=list)  # (region, instance id) the emulator ran
+    history: int = 0  # CloudTrail records of what the keys did before, put into the account's history
+    held: list[str] = field(default_factory=list)  # what keyguard held before the event, and how it was undone
 
 
 @dataclass
@@ -114,7 +117,41 @@ class Environment:
     investigation_url: str
     ledger_table: str = ""
     deny_all_policy_arn: str = ""
-    cloudtrail: Any = None  # the LookupEvents stand-in, once a history is installed
+    cloudtrail: Any = None  # the account's LookupEvents stand-in (in process; None on the wire)
+    account: str = ACCOUNT
+    endpoint_url: str | None = None
+    alarm_topic_arn: str = ""
+    key_arn: str = ""  # the stack's KMS key, as the tamper watch is told of it
+
+    def stack_variables(self) -> dict[str, str]:
+        """The environment variables template.yaml gives the functions, naming this emulated stack."""
+        return {
+            "KEYGUARD_TOPIC_ARN": self.topic_arn,
+            "KEYGUARD_IDEMPOTENCY_TABLE": self.table,
+            "KEYGUARD_INVESTIGATION_QUEUE_URL": self.investigation_url,
+            "KEYGUARD_LEDGER_TABLE": self.ledger_table,
+            "KEYGUARD_DENY_ALL_POLICY_ARN": self.deny_all_policy_arn,
+        }
+
+    def watch_variables(self) -> dict[str, str]:
+        """What the template gives the tamper watch besides: the stack's name (CloudFormation puts it in
+        front of every generated name), its keys, tables, alarm topic and deployers."""
+        return {
+            "KEYGUARD_STACK_NAME": STACK,
+            "KEYGUARD_ALARM_TOPIC_ARN": self.alarm_topic_arn,
+            "KEYGUARD_KEY_ARNS": self.key_arn,
+            "KEYGUARD_OWN_TABLES": ",".join(t for t in (self.table, self.ledger_table) if t),
+            "KEYGUARD_DEPLOYER_ARNS": f"arn:aws:iam::{self.account}:role/{STACK}-deployer",
+        }
+
+    def add_history(self, records: list[dict[str, Any]]) -> None:
+        """Put CloudTrail records into the account's event history (LookupEvents answers from it)."""
+        if not records:
+            return
+        if self.endpoint_url:
+            _admin(self.endpoint_url, "cloudtrail", {"account": self.account, "records": records})
+        else:
+            self.cloudtrail.records.extend(records)
 
     def iam_state(self, seeded: Seeded) -> dict[str, Any]:
         iam = self.clients.iam
@@ -143,9 +180,10 @@ class Environment:
                 sqs.delete_message(QueueUrl=self.inbox_url, ReceiptHandle=m["ReceiptHandle"])
 
 
-def fake_credentials() -> None:
-    """Emulators accept any credentials; never let a demo reach a real account by accident."""
-    os.environ["AWS_ACCESS_KEY_ID"] = "testing"
+def fake_credentials(account: str | None = None) -> None:
+    """Emulators accept any credentials; never let a demo reach a real account by accident. A 12-digit
+    access key id names the emulated account (keyguard emulator, LocalStack)."""
+    os.environ["AWS_ACCESS_KEY_ID"] = account or "testing"
     os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"  # noqa: S105 - emulator only
     os.environ.pop("AWS_SESSION_TOKEN", None)
     os.environ.pop("AWS_PROFILE", None)
@@ -154,33 +192,77 @@ def fake_credentials() -> None:
 
 
 @contextmanager
-def emulated_account(endpoint_url: str | None = None) -> Iterator[Environment]:
-    """A fresh in-process moto account, or the account behind an AWS-compatible endpoint."""
+def emulated_account(endpoint_url: str | None = None, account: str | None = None) -> Iterator[Environment]:
+    """A fresh in-process moto account, or an account of its own behind an AWS-compatible endpoint
+    (`keyguard emulator`): a rehearsal never meets the users an earlier run or another tool left there."""
     from keyguard.aws import Clients
-    from keyguard.local import boundary
+    from keyguard.local import service
 
-    fake_credentials()
-    boundary.install()  # moto has no user permissions boundaries
-    saved = os.environ.pop("AWS_ENDPOINT_URL", None)
+    service.install()  # what moto lacks (boundaries, LookupEvents, quotas), in moto's own service layer
+    saved = {k: os.environ.get(k) for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID")}
+    os.environ.pop("AWS_ENDPOINT_URL", None)
     try:
         if endpoint_url:
+            account = account or rehearsal_account()
+            fake_credentials(account)
             os.environ["AWS_ENDPOINT_URL"] = endpoint_url  # boto3 sends every client there
-            yield _provision(Clients(_session()))
+            yield _provision(Clients(_session()), account, endpoint_url)
             return
         from moto import mock_aws
 
+        fake_credentials()
         # moto loads ~1,200 default AMIs into every region's EC2 backend (0.7 s each); the emulator needs none
         amis = os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
         try:
             with mock_aws():
-                yield _provision(Clients(_session()))
+                service.reset()
+                yield _provision(Clients(_session()), ACCOUNT, None)
         finally:
             if amis == "false" and os.environ.get("MOTO_EC2_LOAD_DEFAULT_AMIS") == "false":
                 os.environ.pop("MOTO_EC2_LOAD_DEFAULT_AMIS", None)
     finally:
-        os.environ.pop("AWS_ENDPOINT_URL", None)
-        if saved is not None:
-            os.environ["AWS_ENDPOINT_URL"] = saved
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def rehearsal_account() -> str:
+    """A 12-digit account id for one rehearsal over the wire (never moto's default 123456789012)."""
+    return "9" + f"{uuid.uuid4().int % 10**11:011d}"
+
+
+def rehome(event: dict[str, Any], account: str) -> dict[str, Any]:
+    """The event as it would name `account`: every mention of the example account id replaced."""
+    if account == ACCOUNT:
+        return event
+    return json.loads(json.dumps(event).replace(ACCOUNT, account))
+
+
+def _admin(endpoint_url: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    """A call to `keyguard emulator`'s own endpoints (/_keyguard/...): what no AWS API can seed."""
+    import urllib.error
+    import urllib.request
+
+    url = endpoint_url.rstrip("/") + "/_keyguard/" + path
+    if not url.startswith(("http://", "https://")):
+        raise KeyguardError(f"not an emulator URL: {endpoint_url}")
+    request = urllib.request.Request(  # noqa: S310 - an http(s) URL, checked above
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=15) as answer:  # noqa: S310  # nosec B310
+            return json.loads(answer.read() or b"{}")
+    except urllib.error.HTTPError as e:
+        if e.code == 404:
+            raise KeyguardError(
+                f"{endpoint_url} is not `keyguard emulator` (no {url}): it cannot hold a CloudTrail history;"
+                " start one with `keyguard emulator`"
+            ) from e
+        raise KeyguardError(f"{url}: HTTP {e.code}") from e
+    except (urllib.error.URLError, OSError) as e:
+        raise KeyguardError(f"{url}: {getattr(e, 'reason', e)}") from e
 
 
 _LOADER: Any = None
@@ -200,34 +282,44 @@ def _session() -> Any:
     return session
 
 
-def _provision(clients: Any) -> Environment:
+def _provision(clients: Any, account: str, endpoint_url: str | None) -> Environment:
+    """What the stack creates, under CloudFormation-like names (`keyguard-<Logical>-<id>`)."""
     suffix = uuid.uuid4().hex[:8]
     sns, sqs, ddb = clients.get("sns"), clients.get("sqs"), clients.get("dynamodb")
-    topic = sns.create_topic(Name=f"keyguard-{suffix}")["TopicArn"]
-    queue_url = sqs.create_queue(QueueName=f"keyguard-inbox-{suffix}")["QueueUrl"]
+    topic = sns.create_topic(Name=f"{STACK}-Topic-{suffix}")["TopicArn"]
+    alarm_topic = sns.create_topic(Name=f"{STACK}-AlarmTopic-{suffix}")["TopicArn"]
+    queue_url = sqs.create_queue(QueueName=f"{STACK}-inbox-{suffix}")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
-    table = f"keyguard-idempotency-{suffix}"
+    for arn in (topic, alarm_topic):  # one subscriber reads both, as a person subscribed to both would
+        sns.subscribe(TopicArn=arn, Protocol="sqs", Endpoint=queue_arn)
+    table = f"{STACK}-IdempotencyTable-{suffix}"
     ddb.create_table(
         TableName=table,
         KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
         AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
     )
-    investigation = sqs.create_queue(QueueName=f"keyguard-investigation-{suffix}")["QueueUrl"]
-    ledger = f"keyguard-ledger-{suffix}"
+    investigation = sqs.create_queue(QueueName=f"{STACK}-InvestigationQueue-{suffix}")["QueueUrl"]
+    ledger = f"{STACK}-ledger-{suffix}"
     ddb.create_table(TableName=ledger, BillingMode="PAY_PER_REQUEST", **LEDGER_SCHEMA)
     deny_all = clients.iam.create_policy(
-        PolicyName=f"keyguard-deny-all-{suffix}",
+        PolicyName=f"{STACK}-DenyAllPolicy-{suffix}",
         PolicyDocument=json.dumps(deny_all_policy()),
         Description="keyguard quarantine: the permissions boundary that denies everything",
     )["Policy"]["Arn"]
-    return Environment(clients, topic, table, queue_url, investigation, ledger, deny_all)
+    key = clients.get("kms").create_key(Description="keyguard - encrypts the notification topic")["KeyMetadata"]
+    env = Environment(clients, topic, table, queue_url, investigation, ledger, deny_all)
+    env.account, env.endpoint_url, env.alarm_topic_arn, env.key_arn = account, endpoint_url, alarm_topic, key["Arn"]
+    if endpoint_url is None:
+        from keyguard.local import service
+
+        env.cloudtrail = service.trail(account)
+    return env
 
 
-def seed(iam: Any, event: dict[str, Any]) -> Seeded:
+def seed(iam: Any, event: dict[str, Any], account: str = ACCOUNT) -> Seeded:
     """Create the principals the event names, with real keys in place of the example key ids."""
-    event = copy.deepcopy(event)
+    event = copy.deepcopy(rehome(event, account))
     out = Seeded(event)
     detail = event.get("detail") or {}
     source = event.get("source")
@@ -267,7 +359,11 @@ def seed(iam: Any, event: dict[str, Any]) -> Seeded:
                 entity["entityValue"] = out.replaced.get(key) or user_with_key(f"exposed-key-owner-{n}", key)
                 other_key(f"exposed-key-owner-{n}")
         event["resources"] = [out.replaced.get(r, r) for r in event.get("resources", [])]
-    elif source == "aws.iam" and detail.get("eventName") in ("AttachUserPolicy", "PutUserPolicy"):
+    elif (
+        source == "aws.iam"
+        and detail.get("eventName") in ("AttachUserPolicy", "PutUserPolicy")
+        and not str((detail.get("requestParameters") or {}).get("policyName", "")).startswith("keyguard-")
+    ):
         # AWS's quarantine on a user (issue 12): the user exists with keys; the old inline form is signed
         # by the user's own key, which the record then names.
         user = (detail.get("requestParameters") or {}).get("userName")
@@ -323,19 +419,16 @@ class Invocation:
 
 def invoke(env: Environment, rule: Rule, event: dict[str, Any], mode: str = "enforce") -> Invocation:
     """Call the rule's handler as Lambda would, with the stack's environment variables."""
-    os.environ.update(
-        KEYGUARD_MODE=mode,
-        KEYGUARD_TOPIC_ARN=env.topic_arn,
-        KEYGUARD_IDEMPOTENCY_TABLE=env.table,
-        KEYGUARD_INVESTIGATION_QUEUE_URL=env.investigation_url,
-        KEYGUARD_LEDGER_TABLE=env.ledger_table,
-        KEYGUARD_DENY_ALL_POLICY_ARN=env.deny_all_policy_arn,
-    )
+    os.environ.update(KEYGUARD_MODE=mode, **env.stack_variables())
+    for name, value in env.watch_variables().items():
+        os.environ.setdefault(name, value)  # a test that set its own (another stack name, say) keeps it
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")  # no EMF lines in the demo's output
     module_name, func_name = rule.handler.rsplit(".", 1)
     handler = getattr(importlib.import_module(module_name), func_name)
+    _logs_to_stderr()
     handler.runtime.reset(clients=env.clients)
-    context = FakeContext(rule.function, f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:keyguard-{rule.function}")
+    arn = f"arn:aws:lambda:us-east-1:{env.account}:function:{STACK}-{rule.function}"
+    context = FakeContext(rule.function, arn)
     inv = Invocation(rule)
     try:
         inv.result = handler(event, context)
@@ -343,6 +436,18 @@ def invoke(env: Environment, rule: Rule, event: dict[str, Any], mode: str = "enf
         inv.error = f"{type(e).__name__}: {e}"
     inv.published = list(handler.runtime.notifier.sent)
     return inv
+
+
+def _logs_to_stderr() -> None:
+    """The functions' JSON log lines (Powertools writes them to stdout, where Lambda reads them) go to
+    stderr here: the emulator's own report, one JSON document with --format json, owns stdout."""
+    import logging
+    import sys
+
+    for name in ("keyguard", *[n for n in logging.root.manager.loggerDict if n.startswith("keyguard.")]):
+        for h in logging.getLogger(name).handlers:
+            if isinstance(h, logging.StreamHandler) and getattr(h, "stream", None) is sys.__stdout__:
+                h.setStream(sys.stderr)
 
 
 def seed_activity(env: Environment, seeded: Seeded, now: Any = None) -> None:
@@ -380,7 +485,8 @@ def seed_activity(env: Environment, seeded: Seeded, now: Any = None) -> None:
         for key in env.clients.iam.list_access_keys(UserName=user)["AccessKeyMetadata"]:
             if key["AccessKeyId"] not in seeded.users[user]:
                 seeded.users[user].append(key["AccessKeyId"])
-    env.cloudtrail = cloudtrail.FakeCloudTrail(records).install(env.clients.session)
+    env.add_history(records)
+    seeded.history = len(records)
     for record in records:
         if record.get("eventName") == "RunInstances" and not record.get("errorCode"):
             items = ((record.get("responseElements") or {}).get("instancesSet") or {}).get("items") or []
@@ -413,24 +519,108 @@ def any_image(ec2: Any) -> str:
     return found[0]["ImageId"] if found else PLACEHOLDER_IMAGE
 
 
-def investigated(event: dict[str, Any]) -> bool:
-    """Whether containment would hand this event to the investigation (a leaked key or credentials that
-    are contained, or would be in dry-run): only then does the demo seed the key's recorded history."""
-    from keyguard.errors import KeyguardError as Bad
-    from keyguard.incident import Kind
-    from keyguard.plan import triage
-    from keyguard.settings import Settings
-    from keyguard.sources import cloudtrail, guardduty, health
+def prepare(env: Environment, event: dict[str, Any]) -> Seeded:
+    """Everything the account needs before the event, as the deployed system would have it: the event
+    re-homed into the emulated account, its principals and keys, the keys' recorded history (for every
+    event: the investigation asks CloudTrail whenever it runs), the stack's KMS key where the event names
+    one, and, for a call that undoes a hold, the hold itself (made by keyguard's own function from a
+    finding) and the key holder's undoing call."""
+    seeded = seed(env.clients.iam, event, env.account)
+    _stack_key(env, seeded)
+    seed_activity(env, seeded)
+    _hold_then_undo(env, seeded)
+    return seeded
 
-    extract = {"aws.guardduty": guardduty, "aws.health": health, "aws.iam": cloudtrail}.get(event.get("source"))
-    if extract is None:
-        return False
-    try:
-        incidents = extract.extract(event)
-    except Bad:
-        return False
-    settings = Settings.from_env()
-    return any(i.kind is Kind.COMPROMISE and triage(i, settings) is None for i in incidents)
+
+_EXAMPLE_KMS_KEY = "1234abcd-12ab-34cd-56ef-1234567890ab"  # AWS's documented example key id
+
+
+_EXAMPLE_TOPIC = f"{STACK}-Topic-1A2B3C4D5E6F"  # the stack's topic, as the tamper-*.json events name it
+
+
+def _stack_key(env: Environment, seeded: Seeded) -> None:
+    """An event that names the stack's KMS key or topic names the emulated stack's."""
+    for example, real in ((_EXAMPLE_KMS_KEY, env.key_arn), (_EXAMPLE_TOPIC, env.topic_arn)):
+        real = real.rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+        text = json.dumps(seeded.event)
+        if real and example in text:
+            seeded.event = json.loads(text.replace(example, real))
+            seeded.replaced[example] = real
+
+
+# CloudTrail calls that undo what keyguard put on a principal: how the key holder makes each one.
+_UNDO_USER = {
+    "UpdateAccessKey": lambda iam, user, req, key: iam.update_access_key(
+        UserName=user, AccessKeyId=key, Status="Active"
+    ),
+    "DeleteUserPolicy": lambda iam, user, req, key: iam.delete_user_policy(UserName=user, PolicyName=req["policyName"]),
+    "PutUserPolicy": lambda iam, user, req, key: iam.put_user_policy(
+        UserName=user, PolicyName=req["policyName"], PolicyDocument=req["policyDocument"]
+    ),
+    "DeleteUserPermissionsBoundary": lambda iam, user, req, key: iam.delete_user_permissions_boundary(UserName=user),
+    "UntagUser": lambda iam, user, req, key: iam.untag_user(UserName=user, TagKeys=req["tagKeys"]),
+    "UpdateUser": lambda iam, user, req, key: iam.update_user(UserName=user, NewUserName=req["newUserName"]),
+}
+_UNDO_ROLE = {
+    "DeleteRolePolicy": lambda iam, role, req: iam.delete_role_policy(RoleName=role, PolicyName=req["policyName"]),
+    "UpdateAssumeRolePolicy": lambda iam, role, req: iam.update_assume_role_policy(
+        RoleName=role, PolicyDocument=req["policyDocument"]
+    ),
+}
+
+
+def _hold_then_undo(env: Environment, seeded: Seeded) -> None:
+    """For a call that undoes a hold, keyguard first holds the principal, through its own GuardDuty
+    function and a finding on it (so the ledger, the layers and the tags are keyguard's own), then the key
+    holder makes the call the event records."""
+    detail = seeded.event.get("detail") or {}
+    name, req = detail.get("eventName"), dict(detail.get("requestParameters") or {})
+    if seeded.event.get("source") != "aws.iam" or not (name in _UNDO_USER or name in _UNDO_ROLE):
+        return
+    if name in ("PutUserPolicy", "DeleteUserPolicy", "DeleteRolePolicy") and not str(
+        req.get("policyName", "")
+    ).startswith("keyguard-"):
+        return
+    iam = env.clients.iam
+    finding = json.loads((DEFAULT_EVENTS / "guardduty-iam-user.json").read_text())
+    details = finding["detail"]["resource"]["accessKeyDetails"]
+    if name in _UNDO_USER:
+        user = req["userName"]
+        example = req.get("accessKeyId") or details["accessKeyId"]
+        details.update(userName=user, accessKeyId=example)
+        details.pop("principalId", None)
+        held = seed(iam, finding, env.account)
+        key = held.replaced[example]
+        seeded.replaced.update(held.replaced)
+        for u, keys in held.users.items():
+            seeded.users.setdefault(u, []).extend(k for k in keys if k not in seeded.users.get(u, []))
+        _contain_first(env, held)
+        _UNDO_USER[name](iam, user, req, key)
+        if "accessKeyId" in req:
+            seeded.event["detail"]["requestParameters"]["accessKeyId"] = key
+        if name == "UpdateUser":  # the user is gone under its old name; the demo reads it under the new one
+            seeded.users[req["newUserName"]] = seeded.users.pop(user)
+        seeded.held.append(f"user/{user} held by keyguard (a GuardDuty finding on {key}), then {name} by its holder")
+    else:
+        role = req["roleName"]
+        finding = json.loads((DEFAULT_EVENTS / "guardduty-assumed-role-exfiltration.json").read_text())
+        finding["detail"]["resource"]["accessKeyDetails"]["userName"] = role
+        held = seed(iam, finding, env.account)
+        if role not in seeded.roles:
+            seeded.roles.append(role)
+        _contain_first(env, held)
+        _UNDO_ROLE[name](iam, role, req)
+        seeded.held.append(f"role/{role} held by keyguard (a GuardDuty finding on its session), then {name}")
+
+
+def _contain_first(env: Environment, held: Seeded) -> None:
+    (rule,) = [r for r in load_rules() if r.function == "GuardDutyFunction"]
+    inv = invoke(env, rule, held.event)
+    if inv.error:
+        raise KeyguardError(f"the emulator could not hold the principal first: {inv.error}")
+    env.delivered()  # that containment's notice is not the event's
+    sqs = env.clients.get("sqs")  # nor is its investigation hand-off
+    sqs.purge_queue(QueueUrl=env.investigation_url)
 
 
 def investigate_queued(env: Environment, mode: str = "enforce") -> list[Invocation]:
@@ -464,9 +654,12 @@ def seeded_resources(env: Environment, seeded: Seeded) -> list[str]:
     """What the emulator made for one event, in words."""
     out = [f"user/{u}" for u in seeded.users] + [f"role/{r}" for r in seeded.roles]
     out += [f"instance {i} ({region})" for region, i in seeded.instances]
-    out += [f"topic {env.topic_arn}", f"queue {env.inbox_url}", f"queue {env.investigation_url}", f"table {env.table}"]
+    out += [f"topic {arn}" for arn in (env.topic_arn, env.alarm_topic_arn) if arn]
+    out += [f"queue {env.inbox_url}", f"queue {env.investigation_url}", f"table {env.table}"]
     out += [f"table {env.ledger_table}"] if env.ledger_table else []
     out += [f"policy {env.deny_all_policy_arn}"] if env.deny_all_policy_arn else []
+    out += [f"KMS key {env.key_arn} (deletion scheduled)"] if env.key_arn else []
+    out += [f"{seeded.history} CloudTrail record(s)"] if seeded.history else []
     return out
 
 
@@ -491,7 +684,9 @@ def cleanup(env: Environment, seeded: Seeded) -> tuple[list[str], list[str]]:
         ec2 = env.clients.get("ec2", region)
         attempt(f"instance {instance} ({region})", lambda e=ec2, i=instance: e.terminate_instances(InstanceIds=[i]))
     sqs, sns, ddb = env.clients.get("sqs"), env.clients.get("sns"), env.clients.get("dynamodb")
-    attempt(f"topic {env.topic_arn}", lambda: sns.delete_topic(TopicArn=env.topic_arn))
+    for arn in (env.topic_arn, env.alarm_topic_arn):
+        if arn:
+            attempt(f"topic {arn}", lambda a=arn: sns.delete_topic(TopicArn=a))
     for url in (env.inbox_url, env.investigation_url):
         attempt(f"queue {url}", lambda u=url: sqs.delete_queue(QueueUrl=u))
     attempt(f"table {env.table}", lambda: ddb.delete_table(TableName=env.table))
@@ -499,6 +694,19 @@ def cleanup(env: Environment, seeded: Seeded) -> tuple[list[str], list[str]]:
         attempt(f"table {env.ledger_table}", lambda: ddb.delete_table(TableName=env.ledger_table))
     if env.deny_all_policy_arn:
         attempt(f"policy {env.deny_all_policy_arn}", lambda: iam.delete_policy(PolicyArn=env.deny_all_policy_arn))
+    if env.key_arn:
+        kms = env.clients.get("kms")
+        attempt(
+            f"KMS key {env.key_arn} (deletion scheduled)",
+            # by id: moto's ScheduleKeyDeletion fails (HTTP 500) on a key ARN
+            lambda: kms.schedule_key_deletion(KeyId=env.key_arn.rsplit("/", 1)[-1], PendingWindowInDays=7),
+        )
+    if seeded.history and env.endpoint_url:
+        keys = sorted(set(seeded.replaced.values()))
+        attempt(
+            f"{seeded.history} CloudTrail record(s)",
+            lambda: _admin(env.endpoint_url or "", "cloudtrail/forget", {"account": env.account, "keys": keys}),
+        )
     return removed, failed
 
 

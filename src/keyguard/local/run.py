@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -58,22 +60,73 @@ def _run(args: Any, error_document: Any) -> int:
             files = [args.event_file]
         events = [(path, _read_event(path)) for path in files]  # every file checked before the first is run
         tester = _aws_tester() if args.aws_patterns else None
-        failures = 0
+        expected = _expected(files[0].parent) if args.mode == "enforce" else {}
         for path, event in events:
-            doc = _run_one(emulator, rules, path, event, args, tester, text)
-            failures += bool(doc["unexpected"])
+            with _stack_environment():
+                doc = _run_one(emulator, rules, path, event, args, tester, text)
+            _compare(doc, expected.get(path.name), text)
             out.append(doc)
+        failed = [d["file"] for d in out if d["unexpected"]]
         if text:
-            print(f"\n{len(files)} event(s) run; {failures} with an unexpected result.")
+            where = f" against {args.endpoint_url}" if args.endpoint_url else " in process"
+            print(f"\n{len(files)} event(s) run{where}; {len(failed)} with an unexpected result.")
+            for name in failed:
+                print(f"  UNEXPECTED: {name}: {next(d['why'] for d in out if d['file'] == name)}")
         else:
             print(json.dumps({"keyguard": 1, "command": args.command, "events": out}, indent=2, default=str))
-        return FAILED if failures else DONE
+        return FAILED if failed else DONE
     except KeyboardInterrupt:
         return _fail(args, "interrupted", 130, error_document)
     except Exception as e:  # one line, never a traceback
         from keyguard.operator.clients import describe
 
         return _fail(args, describe(e, endpoint=args.endpoint_url), NOTHING_DONE, error_document)
+
+
+EXPECTED = "expected/outcomes.json"  # under the events folder: what each one should end in, per function
+
+
+def _expected(folder: Path) -> dict[str, Any]:
+    """events/expected/outcomes.json: {file: {function: [outcome, ...]}}, the outcomes each function's
+    notifications should carry (enforce mode). A file it does not list is judged only by errors."""
+    path = folder / EXPECTED
+    if not path.is_file():
+        return {}
+    try:
+        found = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise KeyguardError(f"{path}: not JSON (line {e.lineno}: {e.msg})") from e
+    return {k: v for k, v in found.items() if not k.startswith("_")}
+
+
+def _compare(doc: dict[str, Any], wanted: dict[str, list[str]] | None, text: bool) -> None:
+    """Mark the event unexpected, with the reason, when a handler raised or the outcomes differ."""
+    got: dict[str, list[str]] = {}
+    for inv in doc["invocations"]:
+        got.setdefault(inv["function"], []).extend(n["attributes"].get("outcome", "?") for n in inv["notifications"])
+    doc["outcomes"] = got
+    why = [f"{inv['function']} raised {inv['error']}" for inv in doc["invocations"] if inv["error"]]
+    if wanted is not None and got != wanted:
+        why.append(f"outcomes {got} where {EXPECTED} says {wanted}")
+    doc["unexpected"], doc["why"] = bool(why), "; ".join(why)
+    if why and text:
+        print(f"    UNEXPECTED: {doc['why']}")
+
+
+@contextmanager
+def _stack_environment() -> Iterator[None]:
+    """Each event meets its own emulated stack: the variables one event's stack set are gone before the
+    next, and the process gets back the environment it had."""
+    names = [n for n in os.environ if n.startswith("KEYGUARD_")]
+    saved = {n: os.environ[n] for n in names}
+    for n in names:
+        os.environ.pop(n)
+    try:
+        yield
+    finally:
+        for n in [n for n in os.environ if n.startswith("KEYGUARD_")]:
+            os.environ.pop(n)
+        os.environ.update(saved)
 
 
 def _fail(args: Any, message: str, code: int, error_document: Any) -> int:
@@ -124,13 +177,15 @@ def _run_one(
         say("    matches no rule in the template: nothing is invoked (as EventBridge would do).")
         return doc
     with emulator.emulated_account(args.endpoint_url) as env:
-        seeded = emulator.seed(env.clients.iam, event)
-        if emulator.investigated(seeded.event):  # a notify-only event never reads a history
-            emulator.seed_activity(env, seeded)
+        seeded = emulator.prepare(env, event)
+        if args.endpoint_url:
+            say(f"    emulated account {env.account} at {args.endpoint_url}")
         for example, real in seeded.replaced.items():
-            say(f"    seeded: {example} -> emulated key {real}")
-        if env.cloudtrail is not None and env.cloudtrail.records:
-            say(f"    seeded: {len(env.cloudtrail.records)} CloudTrail records of what the key did before")
+            say(f"    seeded: {example} -> emulated {'key' if real.startswith(('AKIA', 'ASIA')) else 'id'} {real}")
+        if seeded.history:
+            say(f"    seeded: {seeded.history} CloudTrail records of what the key did before")
+        for line in seeded.held:
+            say(f"    seeded: {line}")
         doc["seeded"] = {"keys": dict(seeded.replaced), "users": sorted(seeded.users), "roles": sorted(seeded.roles)}
         before = env.iam_state(seeded)
         invocations = []
