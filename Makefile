@@ -13,12 +13,21 @@ PY313_DIR := $(patsubst %/,%,$(dir $(PY313)))
 export SAM_CLI_TELEMETRY := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test lint unit static validate build bench burst clean
+.PHONY: demo demo-wire test lint unit static validate build bench burst clean
 
 demo: $(VENV)/.installed ## run every events/*.json through keyguard against an emulated account
 	$(BIN)/keyguard demo
 
-test: lint unit static validate build ## everything CI runs
+# The same demo against `keyguard emulator` in a process of its own, over HTTP on 127.0.0.1: every event must
+# end as it does in process (events/expected/outcomes.json). The emulator is stopped however the demo ends.
+demo-wire: $(VENV)/.installed
+	@port=$$($(BIN)/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'); \
+	$(BIN)/keyguard emulator --port $$port > .emulator.log 2>&1 & pid=$$!; \
+	trap 'kill $$pid 2>/dev/null; wait $$pid 2>/dev/null' EXIT INT TERM; \
+	$(BIN)/python -m keyguard.local.server wait http://127.0.0.1:$$port && \
+	$(BIN)/keyguard demo --endpoint-url http://127.0.0.1:$$port
+
+test: lint unit demo demo-wire static validate build ## everything CI runs
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check src tests benchmarks

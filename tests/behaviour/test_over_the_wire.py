@@ -1,4 +1,4 @@
-"""keyguard against an emulator over HTTP (moto_server on 127.0.0.1), through the `keyguard` command."""
+"""keyguard against an emulator over HTTP (`keyguard emulator` on 127.0.0.1), through the `keyguard` command."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import socket
 from collections.abc import Iterator
 
 import pytest
-from moto.server import ThreadedMotoServer
 
 from keyguard.cli import main
+from keyguard.local.server import Emulator
 from tests.conftest import EVENTS
 
 
@@ -20,13 +20,8 @@ def _free_port() -> int:
 
 @pytest.fixture
 def moto_server() -> Iterator[str]:
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
+    with Emulator("127.0.0.1", 0) as emulator:
+        yield emulator.url
 
 
 def test_invoke_contains_and_investigates_on_the_emulator(moto_server: str, capsys) -> None:

@@ -45,14 +45,12 @@ def free_port() -> int:
 
 @pytest.fixture
 def moto_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """moto_server on 127.0.0.1: the commands reach it through --endpoint-url, over HTTP."""
-    from moto.server import ThreadedMotoServer
+    """`keyguard emulator` on 127.0.0.1: the commands reach it through --endpoint-url, over HTTP."""
+    from keyguard.local.server import Emulator
 
     clean_environment(monkeypatch)
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    url = f"http://127.0.0.1:{port}"
+    server = Emulator("127.0.0.1", free_port()).start()
+    url = server.url
     _reset(url)  # moto_server keeps its accounts in the process: start from an empty one
     try:
         yield url

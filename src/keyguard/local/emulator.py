@@ -255,12 +255,16 @@ def _admin(endpoint_url: str, path: str, body: dict[str, Any]) -> dict[str, Any]
         with urllib.request.urlopen(request, timeout=15) as answer:  # noqa: S310  # nosec B310
             return json.loads(answer.read() or b"{}")
     except urllib.error.HTTPError as e:
-        if e.code == 404:
-            raise KeyguardError(
-                f"{endpoint_url} is not `keyguard emulator` (no {url}): it cannot hold a CloudTrail history;"
-                " start one with `keyguard emulator`"
-            ) from e
-        raise KeyguardError(f"{url}: HTTP {e.code}") from e
+        try:
+            refused = json.loads(e.read() or b"{}").get("error")
+        except (ValueError, AttributeError):
+            refused = None
+        if refused and e.code != 404:
+            raise KeyguardError(f"{url}: the emulator refused: {refused}") from e
+        raise KeyguardError(
+            f"{endpoint_url} is not `keyguard emulator` ({url} answered HTTP {e.code}), so it cannot hold a"
+            " CloudTrail event history: start one with `keyguard emulator` and point --endpoint-url at it"
+        ) from e
     except (urllib.error.URLError, OSError) as e:
         raise KeyguardError(f"{url}: {getattr(e, 'reason', e)}") from e
 
@@ -442,12 +446,28 @@ def _logs_to_stderr() -> None:
     """The functions' JSON log lines (Powertools writes them to stdout, where Lambda reads them) go to
     stderr here: the emulator's own report, one JSON document with --format json, owns stdout."""
     import logging
-    import sys
 
     for name in ("keyguard", *[n for n in logging.root.manager.loggerDict if n.startswith("keyguard.")]):
         for h in logging.getLogger(name).handlers:
-            if isinstance(h, logging.StreamHandler) and getattr(h, "stream", None) is sys.__stdout__:
-                h.setStream(sys.stderr)
+            if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler):
+                h.setStream(_STDERR)
+
+
+class _CurrentStderr:
+    """Whatever sys.stderr is when a line is written (a test's capture, or the terminal)."""
+
+    def write(self, text: str) -> int:
+        import sys
+
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        import sys
+
+        sys.stderr.flush()
+
+
+_STDERR = _CurrentStderr()
 
 
 def seed_activity(env: Environment, seeded: Seeded, now: Any = None) -> None:

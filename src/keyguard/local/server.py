@@ -119,3 +119,29 @@ def serve(host: str, port: int, account: str | None = None, quiet: bool = False)
             print(f"  point at it: AWS_ENDPOINT_URL={emulator.url}; stop with Ctrl-C", file=sys.stderr, flush=True)
         stop.wait()
     return 0
+
+
+def wait(url: str, seconds: float = 20.0) -> bool:
+    """True once the emulator at `url` answers its health check, False after `seconds`."""
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}{ADMIN}health", timeout=2) as answer:  # noqa: S310  # nosec B310
+                if json.loads(answer.read()).get("keyguard") == "emulator":
+                    return True
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.2)
+    return False
+
+
+if __name__ == "__main__":  # `python -m keyguard.local.server wait URL`: for scripts that start one
+    import sys
+
+    if len(sys.argv) != 3 or sys.argv[1] != "wait":
+        sys.exit("usage: python -m keyguard.local.server wait URL")
+    if not wait(sys.argv[2]):
+        sys.exit(f"no keyguard emulator answered at {sys.argv[2]} within 20 s")
