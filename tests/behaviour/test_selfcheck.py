@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import zipfile
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -147,7 +148,7 @@ def _disable_the_key(env: Any) -> None:
 
 def _unsubscribe_the_alarm_topic(env: Any) -> None:
     sns = env.clients.get("sns")
-    alarm_topic = next(a["TopicArn"] for a in sns.list_topics()["Topics"] if "AlarmTopic" in a["TopicArn"])
+    alarm_topic = os.environ["KEYGUARD_ALARM_TOPIC_ARN"]  # the stack's, as the fixture configured it
     for sub in sns.list_subscriptions_by_topic(TopicArn=alarm_topic)["Subscriptions"]:
         sns.unsubscribe(SubscriptionArn=sub["SubscriptionArn"])
 

@@ -14,9 +14,13 @@ from tests.operator.inventory import snapshot, user_with_keys
 EVENT = "events/guardduty-iam-user.json"
 
 
-def _inventory(url: str) -> dict:
+def _inventory(url: str, account: str | None = None) -> dict:
     def client(service, region="us-east-1"):
-        return boto3.client(service, endpoint_url=url, region_name=region)
+        if account is None:
+            return boto3.client(service, endpoint_url=url, region_name=region)
+        return boto3.client(
+            service, endpoint_url=url, region_name=region, aws_access_key_id=account, aws_secret_access_key="x"
+        )
 
     running = {}
     for region in ("us-east-1", "eu-west-1", "ap-southeast-1"):
@@ -40,22 +44,30 @@ def test_invoke_against_an_emulator_removes_what_it_seeded(moto_endpoint, cli) -
     assert code == 0
     (event,) = json.loads(out)["events"]
     assert event["notRemoved"] == [] and "user/alice" in event["removed"] and "user/backdoor-admin" in event["removed"]
-    assert _inventory(moto_endpoint) == before
+    assert _inventory(moto_endpoint) == before  # the caller's own account: never touched
+    after = _inventory(moto_endpoint, event["account"])  # the run's own account: emptied again
+    assert after["users"] == [] and after["roles"] == [] and after["topics"] == [] and after["queues"] == []
+    assert after["tables"] == [] and all(not ids for ids in after["instances"].values())
 
 
 def test_invoke_keep_leaves_it_and_says_so(moto_endpoint, cli) -> None:
-    code, out, _ = cli("invoke", EVENT, "--endpoint-url", moto_endpoint, "--keep")
-    assert code == 0 and "left in the emulator (--keep): user/alice" in out
-    assert "alice" in _inventory(moto_endpoint)["users"]
+    code, out, _ = cli("invoke", EVENT, "--endpoint-url", moto_endpoint, "--keep", "--format", "json")
+    (event,) = json.loads(out)["events"]
+    assert code == 0 and "user/alice" in event["leftInPlace"]
+    assert "alice" in _inventory(moto_endpoint, event["account"])["users"]
+    assert "alice" not in _inventory(moto_endpoint)["users"]  # in the run's own account, not the caller's
 
 
-def test_a_notify_only_event_seeds_no_attack_history(cli) -> None:
+def test_a_notify_only_event_changes_nothing_the_key_left_behind(cli) -> None:
+    """Every event's account holds the key's recorded history (no guessing which events need it); a
+    notify-only event contains nothing, not even what the history shows the key made."""
     code, out, _ = cli("invoke", "events/guardduty-low-severity.json", "--format", "json")
     (event,) = json.loads(out)["events"]
-    assert code == 0 and "CloudTrail records" not in out
-    assert "ci-deployer" not in event["seeded"]["users"] and "deploy-admin" not in event["seeded"]["roles"]
-    code, out, _ = cli("invoke", EVENT, "--format", "json")  # an investigated one still gets its history
-    assert "ci-deployer" in json.loads(out)["events"][0]["seeded"]["users"]
+    assert code == 0 and event["outcomes"] == {"GuardDutyFunction": ["below-threshold"]}
+    assert "ci-deployer" in event["seeded"]["users"]
+    after = event["iam"]["after"]
+    assert all(not state["policies"] for state in after.values()), after
+    assert all(status == "Active" for state in after.values() for status in state.get("keys", {}).values())
 
 
 # ------------------------------------------------------------------------------------------ --dry-run

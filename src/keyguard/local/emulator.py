@@ -429,7 +429,8 @@ def invoke(env: Environment, rule: Rule, event: dict[str, Any], mode: str = "enf
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")  # no EMF lines in the demo's output
     module_name, func_name = rule.handler.rsplit(".", 1)
     handler = getattr(importlib.import_module(module_name), func_name)
-    _logs_to_stderr()
+    if LOGS_TO_STDERR:
+        _logs_to_stderr()
     handler.runtime.reset(clients=env.clients)
     arn = f"arn:aws:lambda:us-east-1:{env.account}:function:{STACK}-{rule.function}"
     context = FakeContext(rule.function, arn)
@@ -440,6 +441,9 @@ def invoke(env: Environment, rule: Rule, event: dict[str, Any], mode: str = "enf
         inv.error = f"{type(e).__name__}: {e}"
     inv.published = list(handler.runtime.notifier.sent)
     return inv
+
+
+LOGS_TO_STDERR = False  # the demo's runner sets it: its report owns stdout
 
 
 def _logs_to_stderr() -> None:

@@ -29,9 +29,13 @@ def run(args: Any) -> int:
     level = handlers_log.level
     if not args.verbose:
         os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    from keyguard.local import emulator
+
+    emulator.LOGS_TO_STDERR = True
     try:
         return _run(args, error_document)
     finally:  # the process may go on (tests, a REPL): leave its environment as it was
+        emulator.LOGS_TO_STDERR = False
         # a handler's Logger made during the run took the quiet level; later Loggers of the same service
         # reuse it as it is, so give it the level it would have had (powertools' default: INFO)
         handlers_log.setLevel(level or (saved or "INFO").upper())
@@ -178,8 +182,9 @@ def _run_one(
         return doc
     with emulator.emulated_account(args.endpoint_url) as env:
         seeded = emulator.prepare(env, event)
+        doc["account"] = env.account
         if args.endpoint_url:
-            say(f"    emulated account {env.account} at {args.endpoint_url}")
+            say(f"    emulated account {env.account} at {args.endpoint_url} (its own: a 12-digit key id names it)")
         for example, real in seeded.replaced.items():
             say(f"    seeded: {example} -> emulated {'key' if real.startswith(('AKIA', 'ASIA')) else 'id'} {real}")
         if seeded.history:
@@ -220,7 +225,7 @@ def _run_one(
         if args.endpoint_url:
             if args.keep:
                 doc["leftInPlace"] = emulator.seeded_resources(env, seeded)
-                say(f"    left in the emulator (--keep): {', '.join(doc['leftInPlace'])}")
+                say(f"    left in the emulator (--keep), account {env.account}: {', '.join(doc['leftInPlace'])}")
             else:
                 removed, failed = emulator.cleanup(env, seeded)
                 doc["removed"], doc["notRemoved"] = removed, failed

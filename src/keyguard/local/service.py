@@ -119,7 +119,8 @@ def _lookup_events() -> None:
     def lookup_events(self: Any) -> Any:
         args = json.loads(self.body or b"{}")
         status, body = trail(self.current_account).respond(self.region, args)
-        return status, {"Content-Type": "application/x-amz-json-1.1"}, json.dumps(body)
+        # moto takes the HTTP status from the headers' "status", not from the tuple's first item
+        return status, {"Content-Type": "application/x-amz-json-1.1", "status": status}, json.dumps(body)
 
     CloudTrailResponse.lookup_events = lookup_events  # type: ignore[attr-defined]
 
