@@ -335,9 +335,24 @@ def test_the_packaged_investigation_runs_what_containment_queued(
     assert "batchItemFailures" in result  # it ran and answered the SQS poller
 
 
-@pytest.mark.parametrize(("function", "rule"), [("AuditFunction", "audit"), ("SelfCheckFunction", "self-check")])
-def test_the_packaged_scheduled_functions_run(
-    function: str, rule: str, lambda_venv: Path, task_dir: Path, account: emulator.Environment, endpoint: str
+def test_the_packaged_audit_inventories_the_account(
+    lambda_venv: Path, task_dir: Path, account: emulator.Environment, endpoint: str
 ) -> None:
-    result = run_in_package(lambda_venv, task_dir, function, _scheduled_event(rule), account, endpoint)
-    assert result, f"{function} returned nothing"
+    seeded = emulator.seed(account.clients.iam, load_event("guardduty-iam-user.json"))  # users with keys
+    result = run_in_package(lambda_venv, task_dir, "AuditFunction", _scheduled_event("audit"), account, endpoint)
+    keys, users = sum(len(k) for k in seeded.users.values()), len(seeded.users)
+    assert f"{keys} long-lived access keys ({keys} active) on {users} of {users} IAM users" in result["summary"]
+    assert result["notification"] == "sent" and account.delivered()
+
+
+def test_the_packaged_self_check_checks_and_reports(
+    lambda_venv: Path, task_dir: Path, account: emulator.Environment, endpoint: str
+) -> None:
+    """The emulator has the topics but not the stack's functions and keys: the self-check says so."""
+    result = run_in_package(
+        lambda_venv, task_dir, "SelfCheckFunction", _scheduled_event("self-check"), account, endpoint
+    )
+    assert result["healthy"] is False
+    assert any(c.startswith("FAILED: function guardduty") for c in result["checks"]), result
+    assert any(c.startswith("ok: topic") for c in result["checks"]), result
+    assert result["notification"] == "sent"
