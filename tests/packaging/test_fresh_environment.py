@@ -155,7 +155,7 @@ def account(endpoint: str) -> Iterator[emulator.Environment]:
     """A fresh account on the server (reset), provisioned as the stack is; this process's environment
     restored afterwards (the emulator sets fake credentials and the endpoint)."""
     request = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")  # noqa: S310 - loopback
-    urllib.request.urlopen(request, timeout=10).close()  # noqa: S310
+    urllib.request.urlopen(request, timeout=120).close()  # noqa: S310 - a reset can take seconds on a loaded machine
     saved = dict(os.environ)
     try:
         with emulator.emulated_account(endpoint) as env:
