@@ -1,12 +1,10 @@
-"""EventBridge event patterns for the local emulator: moto's matcher (moto.events.models.EventPattern, the
-one behind moto's rules and archives), and AWS's own TestEventPattern when asked to (`aws_matches`).
+"""EventBridge event patterns for the local emulator: keyguard's own matcher (keyguard.patterns, the one
+the deployed tamper watch classifies with, so the emulator and the functions give the same answers), and
+AWS's own TestEventPattern when asked to (`aws_matches`).
 
-moto's EventBridge API answers TestEventPattern with NotImplementedError (moto 5.2.1), so the emulator
-uses moto's pattern class directly. The template's rules use plain values, `prefix` and `exists`, all of
-which moto implements as AWS documents them. moto's class treats an operator it does not know as a match;
-`matches` rejects such a pattern first, so that a broken rule never matches silently. Where moto differs
-from EventBridge (arrays of objects, `true` vs `1`, nested arrays: tests/unit/test_event_patterns.py), no
-template pattern is affected; `template_operators` lists what the templates use so a test can say so.
+moto's matcher is no longer used: it is a dev-only package (the deployed functions cannot import it) and
+it differs from EventBridge on arrays of objects, `true` vs `1`, `300` vs `300.0` and nested arrays
+(tests/unit/test_event_patterns.py). `template_operators` lists what the templates use so a test can say so.
 """
 
 from __future__ import annotations
@@ -15,31 +13,14 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-__all__ = ["aws_matches", "matches", "template_operators"]
+from keyguard import patterns
 
-# The operators moto's EventPattern implements (moto 5.2.1, events/models.py).
-MOTO_OPERATORS = frozenset(
-    {"prefix", "suffix", "equals-ignore-case", "numeric", "anything-but", "exists", "cidr", "wildcard"}
-)
+__all__ = ["aws_matches", "matches", "template_operators"]
 
 
 def matches(pattern: Mapping[str, Any], event: Mapping[str, Any]) -> bool:
     """True if `event` matches the EventBridge `pattern`. Raises ValueError for a malformed pattern."""
-    from moto.events.exceptions import InvalidEventPatternException
-    from moto.events.models import EventPattern
-
-    if not isinstance(pattern, Mapping):
-        raise ValueError(f"event pattern must be a JSON object, got {type(pattern).__name__}")
-    if not isinstance(event, Mapping):
-        raise ValueError(f"event must be a JSON object, got {type(event).__name__}")
-    unknown = sorted(set(template_operators(pattern)) - MOTO_OPERATORS)
-    if unknown:
-        raise ValueError(f"unknown operator {unknown[0]!r} in the event pattern")
-    try:
-        compiled = EventPattern.load(json.dumps(pattern))
-    except InvalidEventPatternException as e:
-        raise ValueError(f"invalid event pattern: {e.message}") from e
-    return compiled.matches_event(dict(event))
+    return patterns.matches(pattern, event)
 
 
 def aws_matches(events_client: Any, pattern: Mapping[str, Any], event: Mapping[str, Any]) -> bool:
@@ -51,14 +32,4 @@ def aws_matches(events_client: Any, pattern: Mapping[str, Any], event: Mapping[s
 
 def template_operators(pattern: Any) -> Iterator[str]:
     """Every named operator a pattern uses (`prefix`, `exists`, ...); `$or` and nesting followed."""
-    if isinstance(pattern, Mapping):
-        for key, value in pattern.items():
-            if key == "$or" and isinstance(value, list):
-                for branch in value:
-                    yield from template_operators(branch)
-            elif isinstance(value, Mapping):
-                yield from template_operators(value)
-            elif isinstance(value, list):
-                for item in value:
-                    if isinstance(item, Mapping):
-                        yield from item.keys()
+    return patterns.operators(pattern)

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from keyguard.actions import QUARANTINE_POLICY, REVOKE_SESSIONS_POLICY
-from keyguard.local.patterns import matches
+from keyguard.patterns import matches
 
 DETAIL_TYPE = "AWS API Call via CloudTrail"
 KEYGUARD_TAG_PREFIX = "keyguard:"
