@@ -4,7 +4,7 @@ A virtual environment holds src/requirements.txt and the boto3/botocore the Lamb
 provides (pinned to this venv's versions: AWS publishes no fixed SDK version per runtime, it "depends on
 the runtime version and your AWS Region"). The code is copied from src/ as `sam build` packages it
 (CodeUri: src/) into a task folder, the only thing on PYTHONPATH. Each function then gets one real-shaped
-event, in a subprocess of that environment, against a moto server on 127.0.0.1 seeded by
+event, in a subprocess of that environment, against `keyguard emulator` on 127.0.0.1 seeded by
 keyguard.local.emulator from this process. The in-process suites cannot see a missing dependency (moto,
 yaml, rich are all installed where they run); this test can: on the code before keyguard.patterns, the
 tamper watch and the self-check fail here with ModuleNotFoundError: No module named 'moto'.
@@ -46,7 +46,7 @@ REGION = "us-east-1"
 STACK = "keyguard"
 FORBIDDEN_HERE = ("moto", "pytest", "hypothesis", "rich", "yaml", "jsonschema", "shtab")
 
-SERVER = "import sys; from keyguard.local import boundary; boundary.install(); from moto.server import main; main()"
+SERVER = "import sys; from keyguard.cli import main; sys.exit(main(sys.argv[1:]))"  # `keyguard emulator`
 
 # Runs inside the fresh environment: import the handler as Lambda's runtime does, call it once.
 RUNNER = r"""
@@ -117,14 +117,13 @@ def task_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def endpoint() -> Iterator[str]:
-    """A moto server on a free loopback port, from this (dev) environment, with the emulator's users'
-    permissions boundaries (moto has none; keyguard.local.boundary adds them in the server's process);
-    stopped afterwards."""
+    """`keyguard emulator` (moto with users' permissions boundaries, LookupEvents and IAM's quotas) on a free
+    loopback port, from this (dev) environment; stopped afterwards."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     server = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-c", SERVER, "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-c", SERVER, "emulator", "--host", "127.0.0.1", "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env={**os.environ, "MOTO_EC2_LOAD_DEFAULT_AMIS": "false"},
@@ -134,11 +133,11 @@ def endpoint() -> Iterator[str]:
         deadline = time.monotonic() + 60
         while True:
             try:
-                urllib.request.urlopen(f"{url}/moto-api/", timeout=2).close()  # noqa: S310 - loopback
+                urllib.request.urlopen(f"{url}/_keyguard/health", timeout=2).close()  # noqa: S310 - loopback
                 break
             except OSError:
                 if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("the moto server did not start") from None
+                    raise RuntimeError("keyguard emulator did not start") from None
                 time.sleep(0.2)
         yield url
     finally:
@@ -158,7 +157,7 @@ def account(endpoint: str) -> Iterator[emulator.Environment]:
     urllib.request.urlopen(request, timeout=120).close()  # noqa: S310 - a reset can take seconds on a loaded machine
     saved = dict(os.environ)
     try:
-        with emulator.emulated_account(endpoint) as env:
+        with emulator.emulated_account(endpoint, account=ACCOUNT) as env:  # the account the events name
             yield env
     finally:
         os.environ.clear()
@@ -199,7 +198,7 @@ def stack_environment(function: str, env: emulator.Environment, endpoint: str) -
     return {
         **{k: str(v) for k, v in variables.items()},
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_ACCESS_KEY_ID": env.account,  # a 12-digit key id: keyguard emulator answers as that account
         "AWS_SECRET_ACCESS_KEY": "testing",  # the emulator accepts any credentials
         "AWS_DEFAULT_REGION": REGION,
         "AWS_REGION": REGION,
