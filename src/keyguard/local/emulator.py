@@ -75,8 +75,9 @@ def load_rules(template: Path = DEFAULT_TEMPLATE) -> list[Rule]:
 
 
 def route(event: dict[str, Any], rules: list[Rule], tester: Any = None) -> list[Rule]:
-    """The rules whose pattern the event matches: keyguard's own matcher (keyguard.patterns, the deployed tamper watch's), or `tester(pattern, event)` (EventBridge's
-    own TestEventPattern, keyguard.local.patterns.aws_matches)."""
+    """The rules whose pattern the event matches: keyguard's own matcher (keyguard.patterns, the one the
+    deployed tamper watch uses), or `tester(pattern, event)` (EventBridge's own TestEventPattern,
+    keyguard.local.patterns.aws_matches)."""
     test = tester or matches
     return [r for r in rules if test(r.pattern, event)]
 
