@@ -290,7 +290,7 @@ def _emulator_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--aws-patterns",
         action="store_true",
-        help="route with EventBridge's own TestEventPattern (your AWS credentials; read-only) instead of keyguard's matcher",
+        help="route with EventBridge's own TestEventPattern (your AWS credentials; read-only) instead of keyguard's",
     )
 
 

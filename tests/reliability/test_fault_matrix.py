@@ -771,7 +771,8 @@ def _assert_reports_match_iam(got: Delivery) -> None:
                 effect = "keyguard:incident" in state.get("tags", {})
                 changed = bool(diff.get("tags"))
             elif name == "deny-all-boundary":
-                effect = bool(state.get("boundary")) and "keyguard-deny-all" in state["boundary"]
+                named = re.search(r"\(boundary ([^)\s]+)\)", target)  # the policy the report says it set
+                effect = bool(named and str(state.get("boundary", "")).endswith(f"/{named.group(1)}"))
                 changed = "boundary" in diff
             else:
                 raise AssertionError(f"unknown action {name}: teach this test its effect")

@@ -234,8 +234,8 @@ def rehearsal_account() -> str:
     return "9" + f"{uuid.uuid4().int % 10**11:011d}"
 
 
-def rehome(event: dict[str, Any], account: str) -> dict[str, Any]:
-    """The event as it would name `account`: every mention of the example account id replaced."""
+def rehome(event: Any, account: str) -> Any:
+    """The event (or history) as it would name `account`: every mention of the example account replaced."""
     if account == ACCOUNT:
         return event
     return json.loads(json.dumps(event).replace(ACCOUNT, account))
@@ -487,7 +487,7 @@ def seed_activity(env: Environment, seeded: Seeded, now: Any = None) -> None:
     records: list[dict[str, Any]] = []
     keys = dict(seeded.replaced)
     for example in list(seeded.replaced):
-        history = cloudtrail.rebase(cloudtrail.load_history(example), now)
+        history = rehome(cloudtrail.rebase(cloudtrail.load_history(example), now), env.account)
         records += cloudtrail.replay(env.clients, history, keys)
     seeded.replaced.update(keys)  # keys the history created, too
     for record in records:
