@@ -33,6 +33,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +44,6 @@ sys.path.insert(0, str(REPO / "src"))
 # aws-lambda-rie (SAM's runtime emulator) names this account in every function ARN it gives a handler,
 # and keyguard takes its own account from that ARN: the emulator must hold this account.
 LOCAL_ACCOUNT = "012345678912"
-EVENTS_ACCOUNT = "123456789012"  # the account events/ files (and the in-process emulator) use
-STACK_NAME = "keyguard"  # samconfig.toml's stack_name: tamper-*.json name the stack's resources by it
 REGION = "us-east-1"
 INVOKE_TIMEOUT = 240  # s, one `sam local invoke` (a cold container is 4 to 8 s here)
 
@@ -119,7 +119,7 @@ def delivered_outcomes(env: Any) -> list[str]:
         attrs = body.get("MessageAttributes") or {}
         outcome = attrs.get("outcome") or {}
         out.append(outcome.get("Value") or outcome.get("StringValue") or "?")
-    return sorted(out)
+    return out
 
 
 def aws_state(env: Any, seeded: Any, names: dict[str, str]) -> dict[str, Any]:
@@ -152,28 +152,26 @@ def aws_state(env: Any, seeded: Any, names: dict[str, str]) -> dict[str, Any]:
 # ---------------------------------------------------------------- the stack's environment
 
 
-def stack_environment(env: Any, mode: str, endpoint: str | None) -> dict[str, str]:
-    """What the deployed stack's functions would hold, naming the emulator's resources. The variables the
-    template resolves by itself (parameters' defaults) are left as SAM resolves them."""
-    own_tables = f"{env.table},{env.ledger_table}"
-    out = {
-        "KEYGUARD_MODE": mode,
-        "KEYGUARD_TOPIC_ARN": env.topic_arn,
-        "KEYGUARD_IDEMPOTENCY_TABLE": env.table,
-        "KEYGUARD_INVESTIGATION_QUEUE_URL": env.investigation_url,
-        "KEYGUARD_LEDGER_TABLE": env.ledger_table,
-        "KEYGUARD_DENY_ALL_POLICY_ARN": env.deny_all_policy_arn,
-        "KEYGUARD_STACK_NAME": STACK_NAME,
-        "KEYGUARD_ALARM_TOPIC_ARN": env.topic_arn,
-        "KEYGUARD_OWN_TABLES": own_tables,
-        "KEYGUARD_OWN_ROLES": "",  # the stack's roles do not exist in the emulator
-        "KEYGUARD_KEY_ARNS": "",
-        "KEYGUARD_DEPLOYER_ARNS": "",
-        "POWERTOOLS_METRICS_DISABLED": "true",
-    }
-    if endpoint:
-        out["AWS_ENDPOINT_URL"] = endpoint
-    return out
+def stack_environment(env: Any, mode: str) -> dict[str, str]:
+    """What the deployed stack gives its functions, naming the emulated stack's resources (the emulator's
+    own list: keyguard.local.emulator.Environment). The variables the template resolves by itself
+    (parameters' defaults) are left as SAM resolves them."""
+    return {"KEYGUARD_MODE": mode, **env.stack_variables(), **env.watch_variables()}
+
+
+@contextmanager
+def own_keyguard_variables() -> Iterator[None]:
+    """Each event meets its own emulated stack in this process too: no KEYGUARD_* variable of the previous
+    event's (the emulator only sets those a test has not set), and the process's own back afterwards."""
+    saved = {n: v for n, v in os.environ.items() if n.startswith("KEYGUARD_")}
+    for n in saved:
+        os.environ.pop(n)
+    try:
+        yield
+    finally:
+        for n in [n for n in os.environ if n.startswith("KEYGUARD_")]:
+            os.environ.pop(n)
+        os.environ.update(saved)
 
 
 # ---------------------------------------------------------------- one event, both ways
@@ -184,45 +182,36 @@ class Step(dict):
 
 
 def in_process(emulator: Any, rules: list[Any], event: dict[str, Any], mode: str) -> tuple[list[Step], Any]:
-    with emulator.emulated_account(None) as env:
-        seeded = emulator.seed(env.clients.iam, event)
-        if emulator.investigated(seeded.event):
-            emulator.seed_activity(env, seeded)
+    with own_keyguard_variables(), emulator.emulated_account(None) as env:
+        seeded = emulator.prepare(env, event)
         names = {v: k for k, v in seeded.replaced.items()}
-        extra = stack_environment(env, mode, None)
-        saved = {k: os.environ.get(k) for k in extra}
-        os.environ.update(extra)
-        try:
-            steps = []
+        os.environ.update(stack_environment(env, mode))
+        steps = []
 
-            def record(inv: Any, call: str) -> None:
-                steps.append(
-                    Step(
-                        function=inv.rule.function,
-                        call=call,
-                        error=_error_kind(inv.error),
-                        outcomes=delivered_outcomes(env),
-                        result=result_shape(inv.result, names),
-                    )
+        def record(inv: Any, call: str) -> None:
+            steps.append(
+                Step(
+                    function=inv.rule.function,
+                    call=call,
+                    error=_error_kind(inv.error),
+                    outcomes=delivered_outcomes(env),
+                    result=result_shape(inv.result, names),
                 )
+            )
 
-            for rule in rules:
-                record(emulator.invoke(env, rule, seeded.event, mode), "event")
-            for inv in emulator.investigate_queued(env, mode):
-                record(inv, "queued investigation")
-            for rule in rules:
-                record(emulator.invoke(env, rule, seeded.event, mode), "redelivery")
-            return steps, aws_state(env, seeded, names)
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+        for rule in rules:
+            record(emulator.invoke(env, rule, seeded.event, mode), "event")
+        for inv in emulator.investigate_queued(env, mode):
+            record(inv, "queued investigation")
+        for rule in rules:
+            record(emulator.invoke(env, rule, seeded.event, mode), "redelivery")
+        return steps, aws_state(env, seeded, names)
 
 
 def _error_kind(error: str | None) -> str | None:
     if not error:
+        return None
+    if error.startswith("investigation failed"):  # the emulator's words for batchItemFailures
         return None
     return error.split(":", 1)[0].strip()
 
@@ -230,15 +219,13 @@ def _error_kind(error: str | None) -> str | None:
 def through_sam(
     emulator: Any, rules: list[Any], event: dict[str, Any], args: Any, work: Path, label: str
 ) -> tuple[list[Step], Any, list[str]]:
-    event = json.loads(json.dumps(event).replace(EVENTS_ACCOUNT, LOCAL_ACCOUNT))
-    with emulator.emulated_account(args.endpoint) as env:
-        seeded = emulator.seed(env.clients.iam, event)
+    with own_keyguard_variables(), emulator.emulated_account(args.endpoint, account=LOCAL_ACCOUNT) as env:
+        seeded = emulator.prepare(env, event)
         try:
-            if emulator.investigated(seeded.event):
-                emulator.seed_activity(env, seeded)
             names = {v: k for k, v in seeded.replaced.items()}
+            variables = {**stack_environment(env, args.mode), "AWS_ENDPOINT_URL": args.endpoint}
             env_file = work / f"{label}.env.json"
-            env_file.write_text(json.dumps({"Parameters": stack_environment(env, args.mode, args.endpoint)}))
+            env_file.write_text(json.dumps({"Parameters": variables}))
             event_file = work / f"{label}.event.json"
             event_file.write_text(json.dumps(seeded.event))
             steps: list[Step] = []
@@ -248,7 +235,8 @@ def through_sam(
                 started = time.monotonic()
                 result, error, log = sam_invoke(args, function, path, env_file)
                 took = time.monotonic() - started
-                (work / f"{label}.{function}.{len(steps)}.log").write_text(log)
+                log_file = work / f"{label}.{len(steps)}.{function}.log"
+                log_file.write_text(log)
                 timings.append(f"{took:.1f}")
                 steps.append(
                     Step(
@@ -258,7 +246,7 @@ def through_sam(
                         outcomes=delivered_outcomes(env),
                         result=result_shape(result, names),
                         seconds=round(took, 1),
-                        log=str(work / f"{label}.{function}.{len(steps)}.log"),
+                        log=str(log_file),
                     )
                 )
                 return result
@@ -271,14 +259,15 @@ def through_sam(
                 if not got.get("Messages"):
                     break
                 (m,) = got["Messages"]
-                record = {
+                queue = env.investigation_url.rsplit("/", 1)[-1]
+                record = {  # the SQS event Lambda's poller gives the function
                     "messageId": m["MessageId"],
                     "receiptHandle": m["ReceiptHandle"],
                     "body": m["Body"],
                     "attributes": {"ApproximateReceiveCount": "1"},
                     "messageAttributes": {},
                     "eventSource": "aws:sqs",
-                    "eventSourceARN": f"arn:aws:sqs:{REGION}:{LOCAL_ACCOUNT}:keyguard-investigation",
+                    "eventSourceARN": f"arn:aws:sqs:{REGION}:{LOCAL_ACCOUNT}:{queue}",
                     "awsRegion": REGION,
                 }
                 sqs_file = work / f"{label}.sqs.json"
@@ -315,7 +304,7 @@ def sam_invoke(args: Any, function: str, event_file: Path, env_file: Path) -> tu
     # SAM's own calls (it asks STS who the caller is) go to the emulator, never to AWS, with fake keys.
     env.update(
         AWS_ENDPOINT_URL=args.endpoint,
-        AWS_ACCESS_KEY_ID="testing",
+        AWS_ACCESS_KEY_ID=LOCAL_ACCOUNT,  # keyguard emulator: a 12-digit key id names the account
         AWS_SECRET_ACCESS_KEY="testing",  # noqa: S106 - an emulator's
         AWS_DEFAULT_REGION=REGION,
         AWS_REGION=REGION,
@@ -365,6 +354,19 @@ def compare(expected: list[Step], got: list[Step]) -> list[str]:
     return problems
 
 
+def against_expected(wanted: dict[str, list[str]] | None, got: list[Step]) -> list[str]:
+    """events/expected/outcomes.json: per function, the outcome of each notification, in order (the first
+    delivery and the investigation; a redelivery announces nothing new)."""
+    if wanted is None:
+        return ["no entry in events/expected/outcomes.json"]
+    have: dict[str, list[str]] = {}
+    for step in got:
+        if step["call"] != "redelivery":
+            have.setdefault(step["function"], []).extend(step["outcomes"])
+    have = {f: o for f, o in have.items() if o or f in wanted}
+    return [] if have == wanted else [f"outcomes {have} where events/expected/outcomes.json says {wanted}"]
+
+
 def diff_state(want: dict[str, Any], have: dict[str, Any]) -> list[str]:
     out = []
     for k in sorted(set(want) | set(have)):
@@ -378,6 +380,8 @@ def main_run(args: Any) -> int:
 
     started = time.monotonic()
     rules = emulator.load_rules(REPO / "template.yaml")
+    expected_file = args.events / "expected" / "outcomes.json"
+    outcomes = json.loads(expected_file.read_text()) if expected_file.is_file() else {}
     files = sorted(args.events.glob("*.json"))
     if args.only:
         files = [f for f in files if any(fnmatch.fnmatch(f.name, p) for p in args.only)]
@@ -400,7 +404,8 @@ def main_run(args: Any) -> int:
         try:
             expected, want_state = in_process(emulator, targets, event, args.mode)
             got, have_state, timings = through_sam(emulator, targets, event, args, work, label)
-            problems = compare(expected, got) + diff_state(want_state, have_state)
+            problems = against_expected(outcomes.get(path.name), got) if outcomes else []
+            problems += compare(expected, got) + diff_state(want_state, have_state)
         except Exception as e:  # one event's harness failure is that event's FAIL, not the run's end
             problems, got, timings = [f"harness: {type(e).__name__}: {e}"], [], []
         functions = "+".join(dict.fromkeys(s["function"] for s in got)) or "+".join(r.function for r in targets)
@@ -443,20 +448,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--events", type=Path, default=REPO / "events")
     r.add_argument("--mode", default="enforce", choices=("enforce", "dry-run"))
     r.add_argument("--only", nargs="*", help="event file names (glob) to run")
-    m = sub.add_parser("moto-server", help="moto_server with keyguard's boundary stand-in (until `keyguard emulator`)")
-    m.add_argument("--host", required=True)
-    m.add_argument("--port", required=True)
-    m.add_argument("--account-id", default=LOCAL_ACCOUNT)
     args = parser.parse_args(argv)
-    if args.command == "moto-server":
-        os.environ["MOTO_ACCOUNT_ID"] = args.account_id  # read when moto is imported
-        from moto.server import main as serve
-
-        from keyguard.local import boundary
-
-        boundary.install()  # users' permissions boundaries, which moto (5.2) lacks, for this process's server
-        serve(["-H", args.host, "-p", str(args.port)])
-        return 0
     if args.command == "template":
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(local_template(args.source))

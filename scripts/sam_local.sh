@@ -18,15 +18,8 @@ SAM=${SAM:-.venv-sam/bin/sam}
 PORT=${SAM_LOCAL_PORT:-5055}
 ACCOUNT=012345678912 # the account aws-lambda-rie names in every function ARN (see scripts/sam_local.py)
 LOGS=${SAM_LOCAL_LOGS:-$(mktemp -d "${TMPDIR:-/tmp}/sam-local-daemons.XXXXXX")}
-# The emulator: a command that takes --host, --port and --account-id. `keyguard emulator` where this
-# keyguard has it; otherwise moto_server with keyguard's boundary stand-in (no LookupEvents history).
-if [ -z "${EMULATOR_CMD:-}" ]; then
-	if .venv/bin/keyguard emulator --help >/dev/null 2>&1; then
-		EMULATOR_CMD=".venv/bin/keyguard emulator"
-	else
-		EMULATOR_CMD="$PYTHON scripts/sam_local.py moto-server"
-	fi
-fi
+# The emulator: a command that takes --host, --port and --account-id (keyguard.local.server).
+EMULATOR_CMD=${EMULATOR_CMD:-.venv/bin/keyguard emulator}
 
 dockerd_pid=""
 emulator_pid=""
