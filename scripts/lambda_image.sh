@@ -33,7 +33,7 @@ fi
 start=$(date +%s)
 if ! command -v debootstrap >/dev/null; then
 	echo "lambda-image: installing debootstrap (Debian package)"
-	apt-get install -y -q debootstrap >/dev/null
+	apt-get install -y -q debootstrap >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q debootstrap >/dev/null; }
 fi
 
 # First stage only (--foreign): download the packages and unpack the essential ones, run nothing inside
@@ -71,7 +71,7 @@ mkdir -p "$stage/var/lang/bin" "$stage/var/runtime" "$stage/var/task" "$stage/op
 ln -s /usr/bin/python3.13 "$stage/var/lang/bin/python3.13"
 ln -s python3.13 "$stage/var/lang/bin/python3"
 ln -s python3.13 "$stage/var/lang/bin/python"
-"$PIP" install --quiet --no-compile --target "$stage/var/runtime" --only-binary=:all: \
+timeout 600 "$PIP" install --quiet --no-compile --target "$stage/var/runtime" --only-binary=:all: \
 	--platform manylinux2014_x86_64 --python-version 3.13 --implementation cp "$AWSLAMBDARIC" "$BOTO3"
 cat >"$stage/var/runtime/bootstrap" <<'EOF'
 #!/bin/sh
@@ -84,7 +84,7 @@ EOF
 chmod 755 "$stage/var/runtime/bootstrap"
 
 echo "lambda-image: docker import as $IMAGE"
-tar -C "$stage" -c . | docker import \
+tar -C "$stage" -c . | timeout 600 docker import \
 	--change 'ENV LANG=C.UTF-8' \
 	--change 'ENV TZ=:/etc/localtime' \
 	--change 'ENV PATH=/var/lang/bin:/usr/local/bin:/usr/bin:/bin:/opt/bin' \
@@ -94,7 +94,7 @@ tar -C "$stage" -c . | docker import \
 	--change 'ENTRYPOINT ["/var/runtime/bootstrap"]' \
 	- "$IMAGE" >/dev/null
 # what the runtime itself must be able to do, checked before SAM uses the image
-docker run --rm -e PYTHONPATH=/var/runtime --entrypoint /var/lang/bin/python3.13 "$IMAGE" \
+timeout 120 docker run --rm -e PYTHONPATH=/var/runtime --entrypoint /var/lang/bin/python3.13 "$IMAGE" \
 	-c 'import sys, awslambdaric, boto3; print("python", sys.version.split()[0], "boto3", boto3.__version__)' \
 	2>&1 | sed 's/^/lambda-image: /'
 size=$(docker image inspect --format '{{.Size}}' "$IMAGE")

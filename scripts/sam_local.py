@@ -345,6 +345,9 @@ def compare(expected: list[Step], got: list[Step]) -> list[str]:
             + "; got "
             + ", ".join(f"{s['function']} ({s['call']})" for s in got)
         )
+    for have in got:  # at-least-once delivery: the same event again is recognised, never announced twice
+        if have["call"] == "redelivery" and have["outcomes"]:
+            problems.append(f"{have['function']} (redelivery) announced again: {have['outcomes']}")
     for want, have in zip(expected, got, strict=False):
         for field in ("error", "outcomes", "result"):
             if want[field] != have[field]:

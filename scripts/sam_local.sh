@@ -38,7 +38,7 @@ stop() {
 trap stop EXIT
 trap 'exit 130' INT TERM
 
-if ! command -v dockerd >/dev/null && ! command -v docker >/dev/null; then
+if ! timeout 10 docker info >/dev/null 2>&1 && ! command -v dockerd >/dev/null; then
 	[ "$(id -u)" = 0 ] || { echo "sam-local: needs Docker (apt-get install docker.io, as root)" >&2; exit 1; }
 	echo "sam-local: installing Debian's docker.io"
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io >"$LOGS/apt.log" 2>&1 ||

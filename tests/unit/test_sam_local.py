@@ -81,3 +81,8 @@ def test_a_failed_invocation_differs_from_a_good_one():
     problems = sam_local.compare(want, have)
     assert any("error" in p for p in problems) and any("outcomes" in p for p in problems)
     assert sam_local.compare(want, want) == []
+
+
+def test_a_redelivery_that_announces_again_fails_even_where_keyguard_in_process_does_the_same():
+    again = [sam_local.Step(function="F", call="redelivery", error=None, outcomes=["contained"], result=[])]
+    assert any("announced again" in p for p in sam_local.compare(again, again))
