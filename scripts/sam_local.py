@@ -201,11 +201,36 @@ def in_process(emulator: Any, rules: list[Any], event: dict[str, Any], mode: str
 
         for rule in rules:
             record(emulator.invoke(env, rule, seeded.event, mode), "event")
-        for inv in emulator.investigate_queued(env, mode):
-            record(inv, "queued investigation")
+        investigation = emulator.Rule("InvestigationFunction", "handlers.investigate.lambda_handler", {})
+        for sqs_event in queued(env):  # one at a time: each one's notifications are its own
+            record(emulator.invoke(env, investigation, sqs_event, mode), "queued investigation")
         for rule in rules:
             record(emulator.invoke(env, rule, seeded.event, mode), "redelivery")
         return steps, aws_state(env, seeded, names)
+
+
+def queued(env: Any) -> Iterator[dict[str, Any]]:
+    """What containment queued for the investigation, one message per batch as the template configures,
+    as the SQS event Lambda's poller gives the function; each deleted once handed over (bounded)."""
+    sqs = env.clients.get("sqs")
+    queue = env.investigation_url.rsplit("/", 1)[-1]
+    for _ in range(20):
+        got = sqs.receive_message(QueueUrl=env.investigation_url, MaxNumberOfMessages=1, WaitTimeSeconds=0)
+        if not got.get("Messages"):
+            return
+        (m,) = got["Messages"]
+        record = {
+            "messageId": m["MessageId"],
+            "receiptHandle": m["ReceiptHandle"],
+            "body": m["Body"],
+            "attributes": {"ApproximateReceiveCount": "1"},
+            "messageAttributes": {},
+            "eventSource": "aws:sqs",
+            "eventSourceARN": f"arn:aws:sqs:{REGION}:{env.account}:{queue}",
+            "awsRegion": REGION,
+        }
+        yield {"Records": [record]}
+        sqs.delete_message(QueueUrl=env.investigation_url, ReceiptHandle=m["ReceiptHandle"])
 
 
 def _error_kind(error: str | None) -> str | None:
@@ -253,27 +278,10 @@ def through_sam(
 
             for rule in rules:
                 run(rule.function, event_file, "event")
-            sqs = env.clients.get("sqs")
-            for _ in range(20):  # bounded: one message per batch, as the template configures
-                got = sqs.receive_message(QueueUrl=env.investigation_url, MaxNumberOfMessages=1, WaitTimeSeconds=0)
-                if not got.get("Messages"):
-                    break
-                (m,) = got["Messages"]
-                queue = env.investigation_url.rsplit("/", 1)[-1]
-                record = {  # the SQS event Lambda's poller gives the function
-                    "messageId": m["MessageId"],
-                    "receiptHandle": m["ReceiptHandle"],
-                    "body": m["Body"],
-                    "attributes": {"ApproximateReceiveCount": "1"},
-                    "messageAttributes": {},
-                    "eventSource": "aws:sqs",
-                    "eventSourceARN": f"arn:aws:sqs:{REGION}:{LOCAL_ACCOUNT}:{queue}",
-                    "awsRegion": REGION,
-                }
+            for sqs_event in queued(env):
                 sqs_file = work / f"{label}.sqs.json"
-                sqs_file.write_text(json.dumps({"Records": [record]}))
+                sqs_file.write_text(json.dumps(sqs_event))
                 run("InvestigationFunction", sqs_file, "queued investigation")
-                sqs.delete_message(QueueUrl=env.investigation_url, ReceiptHandle=m["ReceiptHandle"])
             for rule in rules:
                 run(rule.function, event_file, "redelivery")
             return steps, aws_state(env, seeded, names), timings
