@@ -378,6 +378,36 @@ def against_expected(wanted: dict[str, list[str]] | None, got: list[Step]) -> li
     return [] if have == wanted else [f"outcomes {have} where events/expected/outcomes.json says {wanted}"]
 
 
+CONTAINED = ("contained", "re-contained")
+
+
+def invariants(state: dict[str, Any], steps: list[Step]) -> list[str]:
+    """What must hold after any event in enforce mode, whatever keyguard in process did: the bystander is
+    untouched; a quarantine has both layers; exactly the named key is deactivated, its holder's other
+    keys stay Active; a containment announced is one IAM and the ledger show."""
+    out = []
+    for principal, st in state.items():
+        if not principal.startswith("user/"):
+            continue
+        if principal == "user/bystander-dana":
+            if st["policies"] or st["boundary"] != "none" or set(st["other keys"]) - {"Active"}:
+                out.append(f"the bystander was touched: {st}")
+            continue
+        if "keyguard-quarantine" in st["policies"] and st["boundary"] != "keyguard-DenyAllPolicy":
+            out.append(f"{principal} has the quarantine policy but boundary {st['boundary']}")
+        if "Inactive" in st["named keys"].values() and set(st["other keys"]) - {"Active"}:
+            out.append(f"{principal}: a key the event did not name was deactivated: {st['other keys']}")
+    announced = [o for step in steps if step["call"] == "event" for o in step["outcomes"]]
+    named = {k: v for st in state.values() if isinstance(st, dict) for k, v in st.get("named keys", {}).items()}
+    if any(o in CONTAINED for o in announced) and named:
+        if "Inactive" not in named.values():
+            out.append(f"announced {announced} but every named key is Active: {named}")
+        held = [line for line in state["ledger"] if line.startswith("key#") and line.endswith("held=True")]
+        if not held:
+            out.append(f"announced {announced} but the ledger holds no key: {state['ledger']}")
+    return out
+
+
 def diff_state(want: dict[str, Any], have: dict[str, Any]) -> list[str]:
     out = []
     for k in sorted(set(want) | set(have)):
@@ -417,6 +447,8 @@ def main_run(args: Any) -> int:
             got, have_state, timings = through_sam(emulator, targets, event, args, work, label)
             problems = against_expected(outcomes.get(path.name), got) if outcomes else []
             problems += compare(expected, got) + diff_state(want_state, have_state)
+            if args.mode == "enforce":
+                problems += invariants(have_state, got)
         except Exception as e:  # one event's harness failure is that event's FAIL, not the run's end
             problems, got, timings = [f"harness: {type(e).__name__}: {e}"], [], []
         functions = "+".join(dict.fromkeys(s["function"] for s in got)) or "+".join(r.function for r in targets)

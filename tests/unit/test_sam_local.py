@@ -86,3 +86,39 @@ def test_a_failed_invocation_differs_from_a_good_one():
 def test_a_redelivery_that_announces_again_fails_even_where_keyguard_in_process_does_the_same():
     again = [sam_local.Step(function="F", call="redelivery", error=None, outcomes=["contained"], result=[])]
     assert any("announced again" in p for p in sam_local.compare(again, again))
+
+
+def _user(named=None, others=("Active",), policies=(), boundary="none"):
+    return {"named keys": named or {}, "other keys": list(others), "policies": list(policies), "boundary": boundary}
+
+
+CONTAINED_ALICE = {
+    "user/alice": _user(
+        {"AKIAIOSFODNN7EXAMPLE": "Inactive"}, ("Active",), ("keyguard-quarantine",), "keyguard-DenyAllPolicy"
+    ),
+    "user/bystander-dana": _user(),
+    "ledger": ["key#AKIAIOSFODNN7EXAMPLE state held=True", "user#alice state held=True"],
+}
+ANNOUNCED = [sam_local.Step(function="GuardDutyFunction", call="event", error=None, outcomes=["contained"], result=[])]
+
+
+def test_a_containment_as_keyguard_does_it_breaks_no_invariant():
+    assert sam_local.invariants(CONTAINED_ALICE, ANNOUNCED) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"user/bystander-dana": _user(policies=("keyguard-quarantine",))}, "bystander"),
+        (
+            {"user/alice": _user({"AKIAIOSFODNN7EXAMPLE": "Inactive"}, ("Active",), ("keyguard-quarantine",))},
+            "boundary",
+        ),
+        ({"user/alice": _user({"AKIAIOSFODNN7EXAMPLE": "Inactive"}, ("Inactive",))}, "did not name"),
+        ({"user/alice": _user({"AKIAIOSFODNN7EXAMPLE": "Active"})}, "every named key is Active"),
+        ({"ledger": ["user#alice state held=True"]}, "ledger holds no key"),
+    ],
+)
+def test_what_no_event_may_leave_behind_fails_whatever_keyguard_in_process_did(change, words):
+    problems = sam_local.invariants({**CONTAINED_ALICE, **change}, ANNOUNCED)
+    assert any(words in p for p in problems), problems
