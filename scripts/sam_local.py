@@ -12,7 +12,9 @@ subscribed to it), the handler's result (outcome / notification / investigation)
 containment queued (run as Lambda's SQS poller would), a redelivery of the same event (`duplicate`), and
 the AWS state afterwards: every seeded user's keys (the named key and the others), inline and attached
 policies, permissions boundary, roles' policies, and the ledger's items. The in-process run is the
-expectation, so nothing here is a hand-written table that drifts from keyguard's behaviour.
+expectation, so nothing here is a hand-written table that drifts from keyguard's behaviour. Besides, the
+notifications must be those events/expected/outcomes.json lists, and what no event may leave behind is
+checked on its own (`invariants`): the two runs agreeing on a wrong state is not a pass.
 
     python scripts/sam_local.py template --out .aws-sam/local/template.yaml
     python scripts/sam_local.py run --endpoint http://172.17.0.1:5055 --template .aws-sam/local/build/template.yaml
@@ -45,7 +47,7 @@ sys.path.insert(0, str(REPO / "src"))
 # and keyguard takes its own account from that ARN: the emulator must hold this account.
 LOCAL_ACCOUNT = "012345678912"
 REGION = "us-east-1"
-INVOKE_TIMEOUT = 240  # s, one `sam local invoke` (a cold container is 4 to 8 s here)
+INVOKE_TIMEOUT = 240  # s, one `sam local invoke` (4 to 18 s here; the functions' own Timeout is 60 s)
 
 
 # ---------------------------------------------------------------- the local template
