@@ -13,7 +13,7 @@ PY313_DIR := $(patsubst %/,%,$(dir $(PY313)))
 export SAM_CLI_TELEMETRY := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo demo-wire test lint unit static validate build bench burst clean
+.PHONY: demo demo-wire test lint unit static validate build bench burst clean lambda-image sam-local local-build
 
 demo: $(VENV)/.installed ## run every events/*.json through keyguard against an emulated account
 	$(BIN)/keyguard demo
@@ -27,7 +27,7 @@ demo-wire: $(VENV)/.installed
 	$(BIN)/python -m keyguard.local.server wait http://127.0.0.1:$$port && \
 	$(BIN)/keyguard demo --endpoint-url http://127.0.0.1:$$port
 
-test: lint unit demo demo-wire static validate build ## everything CI runs
+test: lint unit demo demo-wire static validate build sam-local ## everything CI runs
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check src tests benchmarks
@@ -46,6 +46,21 @@ validate: $(VENV)/.installed $(SAM_VENV)/.installed
 build: $(SAM_VENV)/.installed
 	@if [ -z "$(PY313_DIR)" ]; then echo "sam build needs python3.13 on PATH (the functions' runtime)"; exit 1; fi
 	PATH="$(PY313_DIR):$$PATH" $(SAM_VENV)/bin/sam build --template template.yaml --build-dir .aws-sam/build
+
+# sam local invoke here: a copy of the template for x86_64 that declares AWS_ENDPOINT_URL (never deployed),
+# built as the real one is. Docker, the base image and the emulator are started by scripts/sam_local.sh.
+LOCAL := .aws-sam/local
+
+lambda-image: $(VENV)/.installed ## the python3.13 Lambda base image sam local invoke builds FROM (no registry)
+	scripts/sam_local.sh image
+
+local-build: $(VENV)/.installed $(SAM_VENV)/.installed
+	$(BIN)/python scripts/sam_local.py template --out $(LOCAL)/template.yaml
+	@if [ -z "$(PY313_DIR)" ]; then echo "sam build needs python3.13 on PATH (the functions' runtime)"; exit 1; fi
+	PATH="$(PY313_DIR):$$PATH" $(SAM_VENV)/bin/sam build --template $(LOCAL)/template.yaml --build-dir $(LOCAL)/build
+
+sam-local: local-build ## every events/*.json through the built functions (sam local invoke, Docker, emulator)
+	SAM=$(SAM_VENV)/bin/sam scripts/sam_local.sh
 
 bench: $(VENV)/.installed ## cold start, calls before containment, warm overhead, scale, Cloud Custodian side by side
 	$(BIN)/python benchmarks/bench.py --with-custodian $(BENCH_ARGS)
@@ -66,4 +81,4 @@ $(SAM_VENV)/.installed:
 	touch $@
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) .venv-scan .aws-sam .bench
+	rm -rf $(VENV) $(SAM_VENV) .venv-scan .aws-sam .bench .cache/lambda-image
