@@ -322,6 +322,8 @@ COVERED_ELSEWHERE = {
     "guardduty-s3-malicious-ip.json",
     "guardduty-s3-policy-anonymous-access.json",
     "guardduty-federated-user.json",
+    "guardduty-attack-sequence-iam.json",  # tests/behaviour/test_attack_sequence.py
+    "guardduty-attack-sequence-iam-unprovable.json",
 }
 
 
