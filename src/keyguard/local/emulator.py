@@ -266,6 +266,9 @@ def seed(iam: Any, event: dict[str, Any]) -> Seeded:
             if is_key_id(key) and is_long_term(key):
                 entity["entityValue"] = out.replaced.get(key) or user_with_key(f"exposed-key-owner-{n}", key)
                 other_key(f"exposed-key-owner-{n}")
+        metadata = detail.get("eventMetadata") or {}
+        if metadata.get("publicKey") in out.replaced:  # the metadata names the same key the entities do
+            metadata["publicKey"] = out.replaced[metadata["publicKey"]]
         event["resources"] = [out.replaced.get(r, r) for r in event.get("resources", [])]
     elif source == "aws.iam" and detail.get("eventName") in ("AttachUserPolicy", "PutUserPolicy"):
         # AWS's quarantine on a user (issue 12): the user exists with keys; the old inline form is signed
