@@ -68,7 +68,7 @@ def body(r: Response) -> str:
     if r.dry_run and r.outcome is Outcome.WOULD_CONTAIN:
         lines += ["keyguard runs in dry-run mode (Mode=dry-run): it changed nothing.", ""]
     facts = [
-        ("Access key", i.key_id or "none named (the event names the user only)"),
+        ("Access key", i.key_id or _no_key(i)),
         ("Owner", _owner(r)),
         ("Account", i.account),
         ("Region", i.region or "-"),
@@ -109,6 +109,12 @@ def exposure_steps(r: Response) -> list[str]:
             " suspend the account if nobody answers."
         )
     return steps
+
+
+def _no_key(i: Any) -> str:
+    if i.principal_type is PrincipalType.OTHER:  # e.g. an attack sequence's actors keyguard cannot prove
+        return "none acted on (the credentials named are listed above, with why)"
+    return "none named (the event names the user only)"
 
 
 _KEY_IN_TEXT = re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b")

@@ -5,6 +5,7 @@ the actors keyguard cannot prove to be this account's principals reach a human i
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
@@ -79,6 +80,12 @@ def test_actors_that_cannot_be_proven_go_to_a_human_in_one_notice_with_the_reaso
     assert "actor 4 (IAMUser carol AKIAIOSFODNN7EXAMPLE): the activity was in account 444455556666" in reason
     assert "actor 5 (IdentityCenterUser" in reason and "is not an IAM user or role" in reason
     assert docs["sessions-revoked"]["principal"]["named"] == "web-app-role"
+    (text,) = [
+        json.loads(m["Message"])["default"]
+        for m in invocations[0].published
+        if json.loads(json.loads(m["Message"])["sqs"])["outcome"] == "notify-only"
+    ]
+    assert "Access key : none acted on (the credentials named are listed above, with why)" in text
 
 
 def test_a_redelivered_sequence_is_contained_and_announced_once(account) -> None:
