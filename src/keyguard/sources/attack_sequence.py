@@ -137,7 +137,8 @@ def _provable(user: Mapping[str, Any], key: str, account: str) -> tuple[Principa
     """(principal type, name) for an actor keyguard acts on as it would on a GuardDuty IAM finding, or the
     reason it cannot (for the human who must)."""
     kind_text = opt_text(user, "type") or ""
-    name = opt_text(user, "name")
+    raw_name = user.get("name")
+    name = raw_name[:128] if isinstance(raw_name, str) and raw_name.strip() else None  # a number is no IAM name
     if not user:
         return "no user (credentials) named"
     where = _account_of(user)
@@ -168,7 +169,9 @@ def _provable(user: Mapping[str, Any], key: str, account: str) -> tuple[Principa
 
 def _account_of(user: Mapping[str, Any]) -> str | None:
     """The account the actor's activity was in (User.account.uid), or the account in the user's ARN uid."""
-    named = opt_text(opt_obj(user, "account"), "uid")
+    named = opt_obj(user, "account").get("uid")
+    if named is not None and not isinstance(named, str):
+        return f"<a {type(named).__name__}, not an account id>"  # never equal to this account
     if named:
         return named[:40]
     found = ARN_ACCOUNT_RE.match(opt_text(user, "uid") or "")

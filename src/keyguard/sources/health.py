@@ -59,7 +59,7 @@ def extract(event: Any) -> list[Incident]:
     base = Evidence(
         first_seen=opt_text(detail, "startTime"),
         description=_description(detail),
-        reply_by=(started + REPLY_WITHIN).strftime("%Y-%m-%d") if started and case else None,
+        reply_by=_reply_by(started) if case else None,
     )
 
     def evidence(key: str) -> Evidence:
@@ -94,8 +94,15 @@ def _time(value: str | None) -> datetime | None:
         return None
     try:
         return parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return envelope_time(value)
+
+
+def _reply_by(started: datetime | None) -> str | None:
+    try:
+        return (started + REPLY_WITHIN).strftime("%Y-%m-%d") if started else None
+    except OverflowError:  # a start time at the end of the calendar: no date to give
+        return None
 
 
 def _description(detail: dict) -> str | None:

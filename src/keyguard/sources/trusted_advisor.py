@@ -77,7 +77,10 @@ def _date(millis: str | None) -> str | None:
     """The check item's times are epoch milliseconds, as strings ("1742310000000")."""
     if not millis or not millis.isdigit() or len(millis) > 15:
         return None
-    return datetime.fromtimestamp(int(millis) / 1000, tz=UTC).strftime("%Y-%m-%d")
+    try:
+        return datetime.fromtimestamp(int(millis) / 1000, tz=UTC).strftime("%Y-%m-%d")
+    except (ValueError, OverflowError, OSError):  # beyond the calendar: no date to give
+        return None
 
 
 def _short(value: Any) -> str:
