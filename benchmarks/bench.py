@@ -113,7 +113,8 @@ def report_cold(r: dict[str, Any]) -> None:
 
 
 def report_calls(r: dict[str, Any]) -> None:
-    print("calls before containment (target: GuardDuty naming the owner 0; Health 1; CreateAccessKey 1)")
+    print("calls before containment (target: GuardDuty and its attack sequences naming the owner 0; Health 1;")
+    print("  CreateAccessKey 1)")
     for row in r["rows"]:
         if row.get("function") is None:
             print(f"  {row['event']:<46} no rule matches: not invoked")

@@ -5,8 +5,8 @@ Every events/*.json goes through template.yaml's rule patterns to the handler(s)
 in a fresh emulated account seeded with the principals it names (keyguard.local.emulator, as `make demo`).
 A botocore event hook (benchmarks/calllog.py) records each operation and its HTTP status.
 
-Targets: 0 for GuardDuty findings naming the owner; 1 for Health (owner lookup) and for CreateAccessKey
-(exemption-tag lookup); nothing else ahead of the deny.
+Targets: 0 for GuardDuty findings naming the owner (attack sequences too: the actor's user names it); 1 for
+Health (owner lookup) and for CreateAccessKey (exemption-tag lookup); nothing else ahead of the deny.
 
 Usage: python benchmarks/calls.py [--json]
 """
@@ -97,6 +97,21 @@ def measure() -> dict[str, Any]:
         wrong_user,
     ):
         row["note"] = "the named user does not own the key: IAM says NoSuchEntity, then names the owner"
+        row.pop("target", None), row.pop("pass", None)
+        row["verdict"] = "info"
+        rows.append(row)
+
+    # An attack sequence whose actor names another user than the key's owner: as for a GuardDuty finding.
+    def wrong_actor(event: dict[str, Any]) -> None:
+        event["detail"]["service"]["detection"]["sequence"]["actors"][0]["user"]["name"] = "bystander-dana"
+
+    for row in run_event(
+        "guardduty-attack-sequence-iam.json, naming another user",
+        common.load_event("guardduty-attack-sequence-iam.json"),
+        recorder,
+        wrong_actor,
+    ):
+        row["note"] = "the actor's user does not own the key: IAM says NoSuchEntity, then names the owner"
         row.pop("target", None), row.pop("pass", None)
         row["verdict"] = "info"
         rows.append(row)

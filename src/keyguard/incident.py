@@ -56,6 +56,12 @@ class Evidence:
     first_seen: str | None = None
     last_seen: str | None = None
     description: str | None = None
+    # Where AWS found the key (Health eventMetadata.exposedUrl, Trusted Advisor Location), defanged
+    # (keyguard.defang): printable text, never a link; and AWS's Support case about it, with the date by
+    # which to reply to it (YYYY-MM-DD, UTC).
+    exposed_at: str | None = None
+    support_case: str | None = None
+    reply_by: str | None = None
 
     def lines(self) -> list[tuple[str, str]]:
         """Human-readable (label, value) pairs of what is known."""
@@ -69,6 +75,11 @@ class Evidence:
             out.append(("User agent", self.user_agent))
         if self.first_seen or self.last_seen:
             out.append(("Seen", f"{self.first_seen or '?'} .. {self.last_seen or '?'}"))
+        if self.exposed_at:
+            out.append(("Exposed at", f"{self.exposed_at} (defanged: remove the key there)"))
+        if self.support_case or self.reply_by:
+            case = self.support_case or "AWS opened one (AWS Support Center)"
+            out.append(("Support case", f"{case}; reply by {self.reply_by}" if self.reply_by else case))
         return out
 
 

@@ -68,7 +68,7 @@ def body(r: Response) -> str:
     if r.dry_run and r.outcome is Outcome.WOULD_CONTAIN:
         lines += ["keyguard runs in dry-run mode (Mode=dry-run): it changed nothing.", ""]
     facts = [
-        ("Access key", i.key_id or "none named (the event names the user only)"),
+        ("Access key", i.key_id or _no_key(i)),
         ("Owner", _owner(r)),
         ("Account", i.account),
         ("Region", i.region or "-"),
@@ -88,8 +88,33 @@ def body(r: Response) -> str:
     lines += ["", "Actions:"]
     lines += [f"  - {res.line()}" for res in r.results] or ["  - none (see above why)"]
     lines += ["", "What to do now:"]
-    lines += [f"  {n}. {step}" for n, step in enumerate(_next_steps(r), 1)]
+    lines += [f"  {n}. {step}" for n, step in enumerate(_next_steps(r) + exposure_steps(r), 1)]
     return "\n".join(lines)
+
+
+def exposure_steps(r: Response) -> list[str]:
+    """Where AWS found the key (defanged by the extractor) and AWS's Support case: what the owner must scrub,
+    and by when to answer AWS (Health, Trusted Advisor)."""
+    ev, steps = r.incident.evidence, []
+    if ev.exposed_at:
+        steps.append(
+            f"Remove the key from where AWS found it: {ev.exposed_at} (defanged: replace hxxp with http and [.]"
+            " with . to visit it). Rewrite the history too (a deleted file stays in earlier commits, forks and"
+            " caches); the key stays leaked whatever you remove."
+        )
+    if ev.reply_by:
+        case = f"AWS Support case {ev.support_case}" if ev.support_case else "AWS's Support case about this key"
+        steps.append(
+            f"Reply to {case} (AWS Support Center) by {ev.reply_by} saying what you did: AWS may restrict or"
+            " suspend the account if nobody answers."
+        )
+    return steps
+
+
+def _no_key(i: Any) -> str:
+    if i.principal_type is PrincipalType.OTHER:  # e.g. an attack sequence's actors keyguard cannot prove
+        return "none acted on (the credentials named are listed above, with why)"
+    return "none named (the event names the user only)"
 
 
 _KEY_IN_TEXT = re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b")

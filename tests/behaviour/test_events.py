@@ -41,6 +41,8 @@ TABLE = {
     "guardduty-s3-policy-anonymous-access.json": ("GuardDutyFunction", "notify-only", "Active", []),
     # without CloudTrail's record of the session's calls the issuer is unknown (tests/behaviour/test_federated.py)
     "guardduty-federated-user.json": ("GuardDutyFunction", "notify-only", None, []),
+    # GuardDuty Extended Threat Detection: the sequence actor's key (tests/behaviour/test_attack_sequence.py)
+    "guardduty-attack-sequence-iam.json": ("GuardDutyFunction", "contained", "Inactive", ["keyguard-quarantine"]),
 }
 
 
@@ -49,7 +51,9 @@ def test_every_event_file_is_in_the_table() -> None:
 
     names = {p.name for p in EVENTS.glob("*.json") if not p.name.startswith("tamper-")}  # test_tamper_watch.py
     # the user-only quarantine (no key named) is asserted in tests/behaviour/test_more_signals.py
-    assert names == set(TABLE) | {"cloudtrail-create-access-key-failed.json", "cloudtrail-aws-quarantine-v2.json"}
+    # an attack sequence with actors keyguard cannot prove: tests/behaviour/test_attack_sequence.py
+    others = {"cloudtrail-create-access-key-failed.json", "cloudtrail-aws-quarantine-v2.json"}
+    assert names == set(TABLE) | others | {"guardduty-attack-sequence-iam-unprovable.json"}
 
 
 @pytest.mark.parametrize("name", sorted(TABLE))

@@ -65,6 +65,10 @@ ROUTES = {
             "tamper-unsubscribe.json",
             "tamper-update-function-configuration.json",
             "trustedadvisor-exposed-access-keys.json",
+            # GuardDuty attack sequences: the member forwarders and central rules match findings naming the
+            # credential in the resource; organization mode does not route attack sequences yet
+            "guardduty-attack-sequence-iam.json",
+            "guardduty-attack-sequence-iam-unprovable.json",
         ],
         (False, None),
     ),

@@ -302,6 +302,34 @@ def guardduty_events(draw: Any, p: Population) -> Any:
 
 
 @st.composite
+def attack_sequence_events(draw: Any, p: Population) -> Any:
+    """GuardDuty attack sequences: each actor's credential, name, type and account hostile or forged."""
+    names = ["guardduty-attack-sequence-iam.json", "guardduty-attack-sequence-iam-unprovable.json"]
+    event = load_event(draw(st.sampled_from(names)))
+    wild = draw(st.booleans())
+    d = event["detail"]
+    types = st.sampled_from([*["IAMUser"] * 6, "AssumedRole", "AssumedRole", "Root", "FederatedUser", "Other"])
+    for actor in d["service"]["detection"]["sequence"]["actors"]:
+        user = actor["user"]
+        user["credentialUid"] = draw(key_ids(p) if wild else well_formed_keys(p))
+        user["name"] = draw(NAMES) if wild else _owner_or_other(draw, p, user["credentialUid"])
+        user["type"] = draw(st.one_of(types, TEXT) if wild else types)
+        user["account"] = {"uid": draw(ACCOUNTS if wild else st.sampled_from([*[ACCOUNT] * 5, OTHER_ACCOUNT]))}
+        if draw(st.integers(0, 9)) == 0:
+            del user["credentialUid"]
+    severities = st.sampled_from([9, 9.0, 5, 4, 10, 3.9])
+    d["severity"] = draw(st.one_of(severities, st.floats(-1, 11), JUNK) if wild else severities)
+    d["title"] = _maybe(draw, d["title"], TEXT)
+    d["service"]["additionalInfo"] = _maybe(
+        draw, d["service"]["additionalInfo"], st.fixed_dictionaries({"sample": st.one_of(st.booleans(), TEXT)}), 12
+    )
+    if not wild:
+        return event
+    _envelope(draw, event)
+    return draw(mutated(event))
+
+
+@st.composite
 def health_events(draw: Any, p: Population) -> Any:
     event = load_event(draw(st.sampled_from(["health-credentials-exposed.json", "health-iam-quarantine.json"])))
     wild = draw(st.booleans())
@@ -322,6 +350,7 @@ def health_events(draw: Any, p: Population) -> Any:
         )
         meta = d.setdefault("eventMetadata", {})
         meta["userName"] = _maybe(draw, meta.get("userName"), PRINCIPALS, 2)  # forged: IAM is asked anyway
+        meta["exposedUrl"] = _maybe(draw, meta.get("exposedUrl"), TEXT, 2)  # shown defanged (the schema checks)
         event["account"] = _maybe(draw, event["account"], st.just(OTHER_ACCOUNT), 6)
         return event
     d["affectedEntities"] = draw(
@@ -389,7 +418,12 @@ def cloudtrail_events(draw: Any, p: Population) -> Any:
     return draw(mutated(event))
 
 
-EVENTS = {"guardduty": guardduty_events, "health": health_events, "cloudtrail": cloudtrail_events}
+EVENTS = {
+    "guardduty": guardduty_events,
+    "attack_sequence": attack_sequence_events,
+    "health": health_events,
+    "cloudtrail": cloudtrail_events,
+}
 MODES = st.sampled_from(["enforce", "enforce", "enforce", "dry-run"])
 
 
@@ -408,6 +442,8 @@ def named_keys(trigger: str, event: Any) -> set[str]:
     """The key ids the event names, where its trigger's extractor reads them."""
     if trigger == "guardduty":
         values = [_dig(event, "detail", "resource", "accessKeyDetails", "accessKeyId")]
+    elif trigger == "attack_sequence":  # the actors of this account only: another account's are never acted on
+        values = [_dig(u, "credentialUid") for u in _actor_users(event)]
     elif trigger == "cloudtrail":
         values = [_dig(event, "detail", "responseElements", "accessKey", "accessKeyId")]
     else:
@@ -416,6 +452,13 @@ def named_keys(trigger: str, event: Any) -> set[str]:
             [e.get("entityValue") for e in entities if isinstance(e, Mapping)] if isinstance(entities, list) else []
         )
     return {v for v in values if isinstance(v, str)}
+
+
+def _actor_users(event: Any) -> list[Any]:
+    """An attack sequence's actors' users whose activity was in this account (or whose account is not said)."""
+    actors = _dig(event, "detail", "service", "detection", "sequence", "actors")
+    users = [_dig(a, "user") for a in actors] if isinstance(actors, list) else []
+    return [u for u in users if isinstance(u, Mapping) and _dig(u, "account", "uid") in (None, ACCOUNT)]
 
 
 def permitted(trigger: str, event: Any, before: dict[str, Any]) -> set[str]:
@@ -432,6 +475,13 @@ def permitted(trigger: str, event: Any, before: dict[str, Any]) -> set[str]:
             if kind == "AssumedRole":
                 owners.add(f"role/{name}")
             elif kind == "IAMUser" and isinstance(key, str) and key.startswith("ASIA"):
+                owners.add(f"user/{name}")
+    if trigger == "attack_sequence":  # as a GuardDuty finding on each actor's credential
+        for user in _actor_users(event):
+            name, kind, key = _dig(user, "name"), _dig(user, "type"), _dig(user, "credentialUid")
+            if isinstance(name, str) and kind == "AssumedRole":
+                owners.add(f"role/{name}")
+            elif isinstance(name, str) and kind == "IAMUser" and isinstance(key, str) and key.startswith("ASIA"):
                 owners.add(f"user/{name}")
     return owners
 

@@ -23,12 +23,14 @@ REGION = "us-east-1"
 # trigger -> the handler module template.yaml names for it
 HANDLERS = {
     "guardduty": "handlers.guardduty",
+    "attack_sequence": "handlers.guardduty",  # GuardDuty's attack sequences: the same function, its own rule
     "health": "handlers.health",
     "cloudtrail": "handlers.access_key_created",
     "investigation": "handlers.investigate",
 }
 FUNCTION_NAMES = {
     "guardduty": "GuardDutyFunction",
+    "attack_sequence": "GuardDutyFunction",
     "health": "HealthFunction",
     "cloudtrail": "AccessKeyCreatedFunction",
     "investigation": "InvestigationFunction",

@@ -260,7 +260,12 @@ EXPECTED: dict[str, list[Incident]] = {
             finding_type="AWS_RISK_CREDENTIALS_EXPOSED",
             severity=None,
             sample=False,
-            evidence=Evidence(first_seen="Sat, 15 Mar 2025 03:11:58 GMT", description=EXPOSED_DESCRIPTION),
+            evidence=Evidence(
+                first_seen="Sat, 15 Mar 2025 03:11:58 GMT",
+                description=EXPOSED_DESCRIPTION,
+                exposed_at="hxxps://github[.]com/example/example-repo/blob/main/deploy[.]env",  # defanged
+                reply_by="2025-03-19",  # AWS's Support case: the start time + 4 days
+            ),
         )
     ],
     "health-iam-quarantine.json": [
@@ -322,6 +327,8 @@ COVERED_ELSEWHERE = {
     "guardduty-s3-malicious-ip.json",
     "guardduty-s3-policy-anonymous-access.json",
     "guardduty-federated-user.json",
+    "guardduty-attack-sequence-iam.json",  # tests/behaviour/test_attack_sequence.py
+    "guardduty-attack-sequence-iam-unprovable.json",
 }
 
 
@@ -549,7 +556,9 @@ def test_health_fallbacks_region_arn_description() -> None:
     [incident] = health.extract(event)
     assert incident.region == "us-west-2"
     assert incident.source_id == "d4c3b2a1-0f9e-4d8c-a7b6-c5d4e3f2a1b0"
-    assert incident.evidence == Evidence()
+    # no start time: the reply-by date counts from the envelope's time (2025-03-15T03:12:44Z)
+    place = "hxxps://github[.]com/example/example-repo/blob/main/deploy[.]env"
+    assert incident.evidence == Evidence(exposed_at=place, reply_by="2025-03-19")
 
 
 def test_health_description_is_capped() -> None:

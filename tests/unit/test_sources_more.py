@@ -152,7 +152,7 @@ def test_trusted_advisor_names_the_key_and_where_it_was_found() -> None:
         PrincipalType.UNKNOWN,  # the user it names is a hint: IAM says who owns the key
         "bob",
     )
-    assert "github.com/example-org" in i.evidence.description and i.source_id.startswith("02648f3b")
+    assert "github[.]com/example-org" in i.evidence.description and i.source_id.startswith("02648f3b")  # defanged
     assert triage(i, Settings()) is None
 
 

@@ -148,6 +148,8 @@ ROUTES = {
     "guardduty-s3-malicious-ip.json": ["GuardDutyFunction"],
     "guardduty-s3-policy-anonymous-access.json": ["GuardDutyFunction"],
     "guardduty-federated-user.json": ["GuardDutyFunction"],
+    "guardduty-attack-sequence-iam.json": ["GuardDutyFunction"],  # its own rule: type prefix AttackSequence:IAM/
+    "guardduty-attack-sequence-iam-unprovable.json": ["GuardDutyFunction"],
 }
 
 

@@ -363,6 +363,9 @@ def seed(iam: Any, event: dict[str, Any], account: str = ACCOUNT) -> Seeded:
             if is_key_id(key) and is_long_term(key):
                 entity["entityValue"] = out.replaced.get(key) or user_with_key(f"exposed-key-owner-{n}", key)
                 other_key(f"exposed-key-owner-{n}")
+        metadata = detail.get("eventMetadata") or {}
+        if metadata.get("publicKey") in out.replaced:  # the metadata names the same key the entities do
+            metadata["publicKey"] = out.replaced[metadata["publicKey"]]
         event["resources"] = [out.replaced.get(r, r) for r in event.get("resources", [])]
     elif (
         source == "aws.iam"
@@ -390,8 +393,31 @@ def seed(iam: Any, event: dict[str, Any], account: str = ACCOUNT) -> Seeded:
         if name and is_key_id(key):
             new_key(name)  # the user's older key, which must stay as it is
             key_obj["accessKeyId"] = user_with_key(name, key)
+    if source == "aws.guardduty" and str(detail.get("type", "")).startswith("AttackSequence:IAM/"):
+        _seed_attack_sequence(iam, event, detail, out, user_with_key, other_key)
     new_key(BYSTANDER)
     return out
+
+
+def _seed_attack_sequence(iam: Any, event: dict, detail: dict, out: Seeded, user_with_key: Any, other_key: Any) -> None:
+    """GuardDuty attack sequences name credentials in the sequence's actors (keyguard.sources.attack_sequence):
+    each IAM user of this account gets a real key in place of the example (and a second key that must stay
+    Active), each role exists. Actors of other accounts, root and other types are left as the event says."""
+    sample = (detail.get("service") or {}).get("additionalInfo", {}).get("sample") in (True, "true")
+    sequence = ((detail.get("service") or {}).get("detection") or {}).get("sequence") or {}
+    for actor in [] if sample else sequence.get("actors") or []:
+        user = actor.get("user") if isinstance(actor, dict) else None
+        if not isinstance(user, dict) or (user.get("account") or {}).get("uid", ACCOUNT) != ACCOUNT:
+            continue
+        kind, name, key = user.get("type"), user.get("name"), user.get("credentialUid")
+        if kind == "IAMUser" and name and is_key_id(key) and is_long_term(key):
+            user["credentialUid"] = out.replaced.get(key) or user_with_key(name, key)
+            other_key(name)
+            if str(user.get("uid", "")).startswith("AIDA"):  # GuardDuty names the user's unique id, as IAM gave it
+                user["uid"] = iam.get_user(UserName=name)["User"]["UserId"]
+        elif kind == "AssumedRole" and name and name not in out.roles:
+            _ensure_role(iam, name)
+            out.roles.append(name)
 
 
 def _ensure_user(iam: Any, name: str) -> None:

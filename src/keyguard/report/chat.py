@@ -116,6 +116,11 @@ def message(r: Response, *, level: str, headline: str | None = None) -> dict[str
         lines.append(f"*API called (as the event says):* {safe(ev.api)}")
     if ev.user_agent:
         lines.append(f"*User agent (as the event says):* {safe(ev.user_agent)}")
+    if ev.exposed_at:  # defanged by the extractor; safe() also breaks what a chat client would link
+        lines.append(f"*Exposed at (defanged, remove the key there):* {safe(ev.exposed_at, 300)}")
+    if ev.support_case or ev.reply_by:
+        case = safe(ev.support_case) if ev.support_case else "AWS opened one"
+        lines.append(f"*AWS Support case:* {case}" + (f"; reply by {safe(ev.reply_by)}" if ev.reply_by else ""))
     if r.owner_note:
         lines.append(f"*Note:* {safe(r.owner_note, 300)}")
     if r.update_of:

@@ -16,8 +16,9 @@ from keyguard.aws import error_code
 from keyguard.tamper.watch import rules as tamper_rules
 
 # How many EventBridge rules target each function, as template.yaml declares them (a test keeps these
-# equal to the template). The investigation function is fed by its queue (an event source mapping).
-EXPECTED_RULES = {"guardduty": 1, "health": 1, "access-key-created": 1, "tamper": len(tamper_rules())}
+# equal to the template; GuardDuty: access-key findings and attack sequences). The investigation function is fed
+# by its queue (an event source mapping).
+EXPECTED_RULES = {"guardduty": 2, "health": 1, "access-key-created": 1, "tamper": len(tamper_rules())}
 QUEUE_FED = ("investigation",)
 
 READ_PERMISSIONS = (

@@ -1,6 +1,6 @@
 """GuardDuty findings that name an access key: on the key itself (resourceType "AccessKey"), and on other
 resources (e.g. "S3Bucket", from S3 data events) where `resource.accessKeyDetails` is the credential that
-made the calls.
+made the calls. Attack sequences (`AttackSequence:IAM/...`) name theirs elsewhere: keyguard.sources.attack_sequence.
 
 On other resources, only findings whose purpose says the credential was misused (UnauthorizedAccess,
 Discovery, Exfiltration, Impact, PenTest, ...) are evidence about the key; the rest (Policy:S3/..., bucket
@@ -48,6 +48,10 @@ _USER_TYPES = {
 
 def extract(event: Any) -> list[Incident]:
     detail = envelope(event, SOURCE, DETAIL_TYPES)
+    from keyguard.sources import attack_sequence  # its credentials are in the sequence's actors, not the resource
+
+    if attack_sequence.is_attack_sequence(detail):
+        return attack_sequence.extract(event)
     resource = obj(detail, "resource", "detail")
     resource_type = text(resource, "resourceType", "detail.resource")
     details = obj(resource, "accessKeyDetails", "detail.resource")

@@ -2,13 +2,16 @@
 
 The check item names the key (`Access Key ID`), the user (`User Name (IAM or Root)`) and where the key was
 found (`Location`); status ERROR means the item is flagged. Handled like Health: the event's user name is
-only a hint, IAM has the last word on who owns the key.
+only a hint, IAM has the last word on who owns the key. The notice shows the place defanged (never a link),
+AWS's Support case (`Case ID`) and the item's `Deadline` (epoch milliseconds) as the date to reply by.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
+from keyguard.defang import defang_url
 from keyguard.errors import MalformedEvent
 from keyguard.incident import Evidence, Incident, Kind, PrincipalType, Source, envelope_time, is_key_id, is_long_term
 from keyguard.sources._fields import envelope, obj, opt_text, text
@@ -40,10 +43,12 @@ def extract(event: Any) -> list[Incident]:
     case = opt_text(item, "Case ID")
     source_id = case or text(detail, "uuid", "detail")
     location = opt_text(item, "Location")
+    place = defang_url(location) if location else None
     fraud = opt_text(item, "Fraud Type")
-    description = f"{fraud or 'Exposed'} access key found at {location or 'an unnamed place'}"
+    description = f"{fraud or 'Exposed'} access key found at {place or 'an unnamed place'}"
     if case:
         description += f" (AWS Support case {case})"
+    deadline = _date(opt_text(item, "Deadline"))
     return [
         Incident(
             source=Source.TRUSTED_ADVISOR,
@@ -57,9 +62,25 @@ def extract(event: Any) -> list[Incident]:
             event_id=event["id"],
             observed_at=envelope_time(event.get("time")),
             finding_type=f"{CHECK_NAME} ({fraud})" if fraud else CHECK_NAME,
-            evidence=Evidence(first_seen=opt_text(event, "time"), description=description[:500]),
+            evidence=Evidence(
+                first_seen=opt_text(event, "time"),
+                description=description[:500],
+                exposed_at=place,
+                support_case=case[:100] if case else None,
+                reply_by=deadline,
+            ),
         )
     ]
+
+
+def _date(millis: str | None) -> str | None:
+    """The check item's times are epoch milliseconds, as strings ("1742310000000")."""
+    if not millis or not millis.isdigit() or len(millis) > 15:
+        return None
+    try:
+        return datetime.fromtimestamp(int(millis) / 1000, tz=UTC).strftime("%Y-%m-%d")
+    except (ValueError, OverflowError, OSError):  # beyond the calendar: no date to give
+        return None
 
 
 def _short(value: Any) -> str:
