@@ -8,8 +8,8 @@ Against an emulated account (fake credentials, never a real account):
 
 Against your account (boto3's credential chain; docs/operator.md):
   keyguard status [--user NAME | --key AKIA... | --role NAME]
-  keyguard contain --key AKIA... [--key AKIA...] [--reason TEXT]
-  keyguard release --user NAME [--reason TEXT] [--reactivate KEY] | --role NAME
+  keyguard contain --key AKIA... [--key AKIA...] [--reason TEXT] [--no-stack]
+  keyguard release --user NAME [--reason TEXT] [--reactivate KEY] [--no-stack] | --role NAME
   keyguard audit [--max-key-age DAYS] [--unused-days DAYS] [--regions LIST] [--fail-on SEVERITY] ...
   keyguard history [--since WHEN] [--user NAME | --role NAME]
   keyguard completion bash|zsh
@@ -156,7 +156,8 @@ def _global_options(parser: argparse.ArgumentParser, *, after_command: bool) -> 
         type=_stack,
         default=default(None),
         metavar="NAME",
-        help=f"the keyguard stack whose settings apply (SSM /keyguard/NAME/settings; default {DEFAULT_STACK})",
+        help=f"the keyguard stack whose settings apply (SSM /keyguard/NAME/settings, looked for in --region, then "
+        f"us-east-1; default {DEFAULT_STACK})",
     )
     group.add_argument(
         "--timeout",
@@ -282,6 +283,12 @@ def _emulator_options(parser: argparse.ArgumentParser) -> None:
 def _change_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--topic-arn", metavar="ARN", help="SNS topic to notify (default: the stack's topic, or $KEYGUARD_TOPIC_ARN)"
+    )
+    parser.add_argument(
+        "--no-stack",
+        action="store_true",
+        help="act although no keyguard stack is found (it is looked for in --region, then us-east-1): no ledger "
+        "record (the tamper watch will not re-contain), no deny-all boundary, nobody notified unless --topic-arn",
     )
     parser.add_argument("--yes", action="store_true", help="do not ask for confirmation (scripts)")
     parser.add_argument(
