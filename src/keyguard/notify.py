@@ -227,12 +227,10 @@ def _manual_failed_steps(r: Response, user: str) -> list[str]:
         "ledger": "The ledger did not record it: the tamper watch will not put this containment back if it is"
         " undone. Keep watching the user until the cause is fixed.",
     }
+    steps.append("Fix the cause named in the error above first (permissions? a quota? the policy ARN?).")
     failed = dict.fromkeys(res.action for res in r.failures)
     steps += [by_hand[a] for a in failed if a in by_hand]
-    steps.append(
-        "Fix the cause named in the error first (permissions? a quota? the policy ARN?), then check what holds:"
-        f" keyguard status --user {user} (exit 0 only when every layer holds)."
-    )
+    steps.append(f"Check what holds: keyguard status --user {user} (exit 0 only when every layer holds).")
     return steps
 
 

@@ -151,6 +151,8 @@ def test_without_a_stack_contain_and_release_refuse_and_status_says_iam_only(ser
     assert json.loads(out)["stack"] is None and "IAM only" in json.loads(out)["note"]
     code, _, err = cli(*where, "history")
     assert code == 2 and "eu-west-1 and us-east-1" in err and "deploy the stack" not in err
+    code, out, _ = cli(*where, "audit", "--regions", "eu-west-1")
+    assert code == 0 and "read from IAM only" in out
 
 
 def test_a_stack_named_with_dash_dash_stack_that_does_not_exist_changes_nothing(server, people, cli) -> None:

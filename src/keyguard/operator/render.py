@@ -205,6 +205,12 @@ def audit_text(report: Any, *, inventory: bool = True) -> str:
         users = f"{report.users} user{'' if report.users == 1 else 's'}"
         lines += [f"Access keys ({len(report.keys)} on {users}):", table(AUDIT_KEY_HEADERS, rows), ""]
     lines += [f"Findings ({len(report.findings)}):", table(FINDING_HEADERS, finding_rows(report))]
+    if report.held:
+        lines += [
+            "",
+            "Held principals are read from IAM only (keyguard's policies and tag mirror), not the stack's ledger:"
+            " `keyguard status` says whether each hold is complete, who contained it and why.",
+        ]
     if report.errors:
         lines += ["", "INCOMPLETE, these checks could not run:"] + [f"  - {e}" for e in report.errors]
     lines += ["", f"Summary: {report.summary}"]
