@@ -709,8 +709,8 @@ def _find_stack(clients: OperatorClients, args: Any) -> tuple[Any, Any]:
 
 
 WITHOUT_STACK = (
-    "no ledger record (so the tamper watch will not re-contain it), no deny-all boundary, nobody notified "
-    "unless --topic-arn"
+    "no ledger record (so the tamper watch will not re-contain it), no deny-all boundary unless "
+    "$KEYGUARD_DENY_ALL_POLICY_ARN, nobody notified unless --topic-arn"
 )
 
 
@@ -744,7 +744,7 @@ def _lost(settings: Any, topic: str | None) -> list[str]:
             "no ledger record: the tamper watch will not re-contain it, and `release` and `status` read only IAM"
         )
     if not settings.deny_all_policy_arn:
-        lost.append("no deny-all boundary (only the inline deny-all policy)")
+        lost.append("no deny-all boundary (only the inline deny-all policy; $KEYGUARD_DENY_ALL_POLICY_ARN names one)")
     if not topic:
         lost.append("nobody is notified (no topic: --topic-arn names one)")
     return lost
