@@ -612,7 +612,11 @@ def history(args: Any, clients: OperatorClients, console: Console) -> int:
         )
     # the whole history is asked from the beginning of time: Ledger.history(since=None) queries its index with
     # an empty string, which DynamoDB refuses for a key attribute (reported to the ledger's owner)
-    entries = ledger.history(since=since or EPOCH, kind=kind, name=name)
+    key_id = getattr(args, "key", None)
+    if key_id is not None:
+        entries = _key_history(ledger, clients, check_long_term_key_id(key_id), since)
+    else:
+        entries = ledger.history(since=since or EPOCH, kind=kind, name=name)
     if args.format == "json":
         console.document(documents.history(entries, since))
     elif args.format == "csv":
@@ -623,6 +627,27 @@ def history(args: Any, clients: OperatorClients, console: Console) -> int:
     else:
         console.print(documents.history_text(entries, since))
     return OK
+
+
+def _key_history(ledger: Any, clients: OperatorClients, key_id: str, since: datetime | None) -> list[Any]:
+    """What concerns one key: its owner's entries that name it (a containment lists its keys; a tamper
+    notice names the key it saw), and the releases of those incidents. The owner is the ledger's (the key
+    may be deleted since), else IAM's."""
+    record = ledger.key(key_id)
+    owner = record.user if record is not None and record.user else owner_of(clients.iam, key_id)
+    entries = ledger.history(since=since or EPOCH, kind="user", name=owner)
+
+    def names_key(entry: Any) -> bool:
+        d = entry.detail or {}
+        listed = {*(d.get("keys") or ()), *(d.get("leakedKeys") or ())}
+        return (
+            key_id in listed
+            or key_id in (d.get("keyId"), d.get("accessKeyId"))
+            or ((entry.incident or "").endswith(f":{key_id}"))
+        )
+
+    incidents = {e.incident for e in entries if e.incident and names_key(e)}
+    return [e for e in entries if names_key(e) or (e.event == "released" and e.incident in incidents)]
 
 
 def parse_since(text: str, at: datetime) -> datetime:
