@@ -323,8 +323,8 @@ def release(args: Any, clients: OperatorClients, console: Console) -> int:
         lines.append(f"  contained: {contained}")
     if state.hold in ("partial", "failed"):
         lines.append(f"  hold: {state.verdict.words()}: its last containment FAILED; the release takes off what holds")
-    elif stack is None:
-        lines.append("  hold: read from IAM only (no stack: no ledger)")
+    elif ledger is None:
+        lines.append("  hold: read from IAM only (no ledger: whether every layer held is not known)")
     lines += [f"  - {a.describe()}" for a in steps]
     lines.append(f"  - notify: {_topic_line(topic, args.dry_run)}")
     lines += [f"  note: {note}" for note in plan.notes]
@@ -371,8 +371,8 @@ def release(args: Any, clients: OperatorClients, console: Console) -> int:
         console.warn(declined)
         return NOTHING_DONE
 
-    findings = _held_incidents(settings, ledger, state)
-    region = stack.region if stack and stack.region else clients.region  # read before the ledger records the release
+    findings = _held_incidents(settings, ledger, state)  # read before the ledger records the release
+    region = stack.region if stack and stack.region else clients.region  # Security Hub: where the stack reports
     if plan.release_in_ledger and ledger is not None:
         # before IAM changes: the tamper watch must see a release made through keyguard, not an undoing
         ledger.released(
