@@ -203,6 +203,40 @@ def test_a_hold_whose_boundary_failed_is_not_shown_as_held(server, failed_bounda
     assert code == 0 and "partial" in out and "deny-all-boundary" in out
 
 
+def test_a_hold_by_its_boundary_alone_is_listed_as_partial(server, people, cli, monkeypatch) -> None:
+    """The key holder filled alice's inline policy budget beforehand: keyguard's deny-all policy is refused
+    (IAM's 2,048-character quota, keyguard.local.quotas on the command's clients), the boundary holds. The
+    list of holds shows alice, whom no keyguard policy names, as partial."""
+    from keyguard.local import quotas
+    from keyguard.operator import clients as clients_mod
+    from keyguard.operator import commands
+
+    deploy_stack(server)
+    iam = _client(server, "iam")
+    filler = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]}
+    filler["Statement"][0]["Sid"] = "x" * 1900
+    iam.put_user_policy(UserName="alice", PolicyName="filler", PolicyDocument=json.dumps(filler))
+
+    def with_quotas(*args: Any, **kwargs: Any) -> Any:
+        made = clients_mod.OperatorClients(*args, **kwargs)
+        quotas.install(made)
+        return made
+
+    monkeypatch.setattr(commands, "OperatorClients", with_quotas)
+    url = ["--endpoint-url", server]
+    code, _, err = cli(*url, "contain", "--key", people["alice"][0], "--yes")
+    assert code == 1 and "quarantine-user" in err
+    assert "keyguard-quarantine" not in iam.list_user_policies(UserName="alice")["PolicyNames"]
+    assert _boundary(server, "alice") is not None  # the layer the key holder could not pre-fill
+
+    code, out, err = cli(*url, "status")
+    assert code == 1, out + err
+    (row,) = [line for line in out.splitlines() if "user/alice" in line]
+    assert "partial (missing quarantine-user)" in row
+    code, out, _ = cli(*url, "status", "--user", "alice")
+    assert code == 1 and "PARTIAL hold by keyguard" in out and "permissions boundary: arn:aws:iam::" in out
+
+
 def test_a_hold_whose_layers_all_held_is_contained(server, people, cli) -> None:
     deploy_stack(server)
     url = ["--endpoint-url", server]

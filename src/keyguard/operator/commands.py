@@ -67,10 +67,11 @@ def status(args: Any, clients: OperatorClients, console: Console) -> int:
     """What keyguard holds. Exit 1 when a hold shown is partial or failed: its purpose is to report health."""
     iam, at = clients.iam, now()
     stack, search = _find_stack(clients, args)
-    ledger = _ledger_for(clients, _settings(stack), stack)
+    settings = _settings(stack)
+    ledger = _ledger_for(clients, settings, stack)
     note = _iam_only(stack, search) if ledger is None else None
     if args.user is None and args.key is None and args.role is None:
-        held = [attach_ledger(h, ledger) for h in held_principals(iam)]
+        held = [attach_ledger(h, ledger) for h in held_principals(iam, settings.deny_all_policy_arn)]
         if args.format == "json":
             console.document({**documents.held(held, at, ledger), **_stack_fields(stack, note)})
         elif args.format == "csv":

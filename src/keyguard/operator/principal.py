@@ -309,8 +309,11 @@ def owner_of(iam: Any, key_id: str) -> str:
     return owner
 
 
-def held_principals(iam: Any) -> list[PrincipalState]:
-    """Every user and role that carries a keyguard policy: one paginated GetAccountAuthorizationDetails."""
+def held_principals(iam: Any, boundary_arn: str | None = None) -> list[PrincipalState]:
+    """Every user and role that carries a keyguard policy, and every user whose permissions boundary is the
+    stack's deny-all (`boundary_arn`): a containment whose inline policy failed (a key holder can fill the
+    inline budget beforehand) still holds the user by its boundary. One paginated
+    GetAccountAuthorizationDetails."""
     out = []
     pages = iam.get_paginator("get_account_authorization_details").paginate(Filter=["User", "Role"])
     for page in pages:
@@ -325,8 +328,10 @@ def held_principals(iam: Any) -> list[PrincipalState]:
                     for p in policies
                     if p["PolicyName"] in KEYGUARD_POLICIES
                 ]
-                if mine:
+                boundary = (item.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
+                if mine or (boundary_arn and kind == "user" and boundary == boundary_arn):
                     state = PrincipalState(kind, item[name_key], item["Arn"], policies=mine)
+                    state.boundary = boundary
                     state.unique_id = item.get("UserId") or item.get("RoleId")  # the ledger's record is of it
                     state.other_policies = [
                         p["PolicyName"] for p in policies if p["PolicyName"] not in KEYGUARD_POLICIES

@@ -88,6 +88,8 @@ def status_text(state: PrincipalState, now: datetime, highlight: str | None = No
     else:
         lines.append("not held by keyguard (no keyguard policy)")
     lines += [f"  {p.name}: {p.effect}" for p in state.policies]
+    if state.boundary:
+        lines.append(f"  permissions boundary: {state.boundary}")
     if hold in ("partial", "failed"):
         lines += [f"  failed: {f}" for f in verdict.failures]
     lines += _containment_lines(state)
