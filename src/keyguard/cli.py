@@ -9,13 +9,13 @@ Against an emulated account (fake credentials, never a real account):
 
 Against your account (boto3's credential chain; docs/operator.md):
   keyguard status [--user NAME | --key AKIA... | --role NAME]
-  keyguard contain --key AKIA... [--key AKIA...] [--reason TEXT]
-  keyguard release --user NAME [--reason TEXT] [--reactivate KEY] | --role NAME
+  keyguard contain --key AKIA... [--key AKIA...] [--reason TEXT] [--no-stack]
+  keyguard release --user NAME [--reason TEXT] [--reactivate KEY] [--no-stack] | --role NAME
   keyguard audit [--max-key-age DAYS] [--unused-days DAYS] [--regions LIST] [--fail-on SEVERITY] ...
-  keyguard history [--since WHEN] [--user NAME | --role NAME]
+  keyguard history [--since WHEN] [--user NAME | --role NAME | --key AKIA...]
   keyguard completion bash|zsh
   global options (before or after the command): --profile, --region, --endpoint-url, --stack,
-  --format table|json|csv|ocsf, --timeout, --no-color
+  --output table|text|json|csv|ocsf (alias --format), --timeout, --no-color
 """
 
 from __future__ import annotations
@@ -52,6 +52,8 @@ FORMATS = {
     "emulator": ("table",),
 }
 ALL_FORMATS = ("table", "json", "csv", "ocsf")
+# --output as the AWS CLI spells it: `text` is the table as plain text (no colour), like a pipe gets it
+OUTPUTS = (*ALL_FORMATS, "text")
 DEFAULT_TIMEOUT = 10
 DEFAULT_STACK = "keyguard"
 STACK_RE = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,127}")
@@ -88,6 +90,17 @@ def _url(text: str) -> str:
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a port number in {text!r}") from None
     return text
+
+
+def _choice(text: str) -> str:
+    """Choices are matched without regard to case (`--fail-on MEDIUM`, `--output JSON`)."""
+    return text.strip().lower()
+
+
+def _key_id(text: str) -> str:
+    """A key id as pasted: whitespace around or inside it (a trailing space, a wrapped line) is dropped; the
+    commands then check what is left."""
+    return "".join(text.split())
 
 
 def _region(text: str) -> str:
@@ -147,18 +160,22 @@ def _global_options(parser: argparse.ArgumentParser, *, after_command: bool) -> 
         "--region", type=_region, default=default(None), help="AWS region of the clients (default: the profile's)"
     )
     group.add_argument(
+        "--output",
         "--format",
-        choices=ALL_FORMATS,
+        dest="format",
+        type=_choice,
+        choices=OUTPUTS,
         default=default("table"),
-        help="table for people, json for scripts (one document, errors too), csv where a list is printed, "
-        "ocsf for audit findings",
+        help="table for people (text: the same without colour), json for scripts (one document, errors too), "
+        "csv where a list is printed, ocsf for audit findings; --format is the same option",
     )
     group.add_argument(
         "--stack",
         type=_stack,
         default=default(None),
         metavar="NAME",
-        help=f"the keyguard stack whose settings apply (SSM /keyguard/NAME/settings; default {DEFAULT_STACK})",
+        help=f"the keyguard stack whose settings apply (SSM /keyguard/NAME/settings, looked for in --region, then "
+        f"us-east-1; default {DEFAULT_STACK})",
     )
     group.add_argument(
         "--timeout",
@@ -202,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     _global_options(status, after_command=True)
     which = status.add_mutually_exclusive_group()
     which.add_argument("--user", metavar="NAME", help="IAM user name")
-    which.add_argument("--key", metavar="AKIA...", help="access key id: IAM names its user")
+    which.add_argument("--key", type=_key_id, metavar="AKIA...", help="access key id: IAM names its user")
     which.add_argument("--role", metavar="NAME", help="IAM role name")
 
     contain = sub.add_parser("contain", help="contain leaked access keys by hand (same engine as the stack)")
@@ -211,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--key",
         required=True,
         action="append",
+        type=_key_id,
         metavar="AKIA...",
         help="a leaked access key id; repeat for several (an AWS Health event can name several)",
     )
@@ -223,9 +241,14 @@ def build_parser() -> argparse.ArgumentParser:
     who.add_argument("--user", metavar="NAME", help="IAM user name")
     who.add_argument("--role", metavar="NAME", help="IAM role name (removes keyguard-revoke-sessions)")
     release.add_argument("--reason", metavar="TEXT", help="why (kept verbatim in the ledger and the notification)")
-    release.add_argument("--reactivate", metavar="KEY", help="also reactivate this key (never a leaked one)")
     release.add_argument(
-        "--confirm-reactivate", metavar="KEY", help="the second confirmation of --reactivate, for scripts"
+        "--reactivate", type=_key_id, metavar="KEY", help="also reactivate this key (never a leaked one)"
+    )
+    release.add_argument(
+        "--confirm-reactivate",
+        type=_key_id,
+        metavar="KEY",
+        help="the second confirmation of --reactivate, for scripts",
     )
     _change_options(release)
 
@@ -236,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--regions", metavar="LIST", help="comma-separated regions to check for EC2 (default: all)")
     audit.add_argument(
         "--fail-on",
+        type=_choice,
         choices=("critical", "high", "medium", "low"),
         metavar="SEVERITY",
         help="exit 1 when a finding is at or above this severity (critical, high, medium, low): for CI",
@@ -256,6 +280,12 @@ def build_parser() -> argparse.ArgumentParser:
     whose = history.add_mutually_exclusive_group()
     whose.add_argument("--user", metavar="NAME", help="only this IAM user")
     whose.add_argument("--role", metavar="NAME", help="only this IAM role")
+    whose.add_argument(
+        "--key",
+        type=_key_id,
+        metavar="AKIA...",
+        help="only what concerns this access key (its containments, and the releases of those incidents)",
+    )
 
     emulator = sub.add_parser(
         "emulator",
@@ -271,7 +301,9 @@ def build_parser() -> argparse.ArgumentParser:
     emulator.set_defaults(format="table")
 
     completion = sub.add_parser("completion", help="print a shell completion script (bash or zsh)")
-    completion.add_argument("shell", choices=("bash", "zsh"), help="the shell: source the output in its rc file")
+    completion.add_argument(
+        "shell", type=_choice, choices=("bash", "zsh"), help="the shell: source the output in its rc file"
+    )
     from keyguard.operator import organization  # issue 11: --account, audit --organization
 
     organization.add_arguments({"status": status, "contain": contain, "release": release, "audit": audit})
@@ -280,7 +312,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _emulator_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--mode", choices=("enforce", "dry-run"), default="enforce", help="the stack's Mode (default enforce)"
+        "--mode",
+        type=_choice,
+        choices=("enforce", "dry-run"),
+        default="enforce",
+        help="the stack's Mode (default enforce)",
     )
     parser.add_argument(
         "--keep",
@@ -297,6 +333,12 @@ def _emulator_options(parser: argparse.ArgumentParser) -> None:
 def _change_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--topic-arn", metavar="ARN", help="SNS topic to notify (default: the stack's topic, or $KEYGUARD_TOPIC_ARN)"
+    )
+    parser.add_argument(
+        "--no-stack",
+        action="store_true",
+        help="act although no keyguard stack is found (it is looked for in --region, then us-east-1): no ledger "
+        "record (the tamper watch will not re-contain), no deny-all boundary, nobody notified unless --topic-arn",
     )
     parser.add_argument("--yes", action="store_true", help="do not ask for confirmation (scripts)")
     parser.add_argument(
@@ -327,6 +369,8 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as stop:  # --help, --version and usage errors: argparse has printed them
         return stop.code if isinstance(stop.code, int) else NOTHING_DONE
+    if args.format == "text":
+        args.format, args.no_color = "table", True
     if args.format not in FORMATS[args.command]:
         return _refuse(
             args,
@@ -353,9 +397,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _wants_json(argv: list[str]) -> bool:
     for n, arg in enumerate(argv):
-        if arg == "--format" and n + 1 < len(argv):
-            return argv[n + 1] == "json"
-        if arg == "--format=json":
+        if arg in ("--format", "--output") and n + 1 < len(argv):
+            return argv[n + 1].strip().lower() == "json"
+        if arg.lower() in ("--format=json", "--output=json"):
             return True
     return False
 

@@ -9,8 +9,8 @@ import re
 from datetime import UTC
 from typing import Any
 
-from keyguard.actions import QUARANTINE_POLICY, REVOKE_SESSIONS_POLICY
-from keyguard.incident import PrincipalType, is_long_term
+from keyguard.actions import BOUNDARY_LAYER, QUARANTINE_POLICY, REVOKE_SESSIONS_POLICY
+from keyguard.incident import PrincipalType, Source, is_long_term
 from keyguard.plan import Outcome
 from keyguard.respond import Response
 
@@ -168,6 +168,8 @@ def _next_steps(r: Response) -> list[str]:
         Outcome.FAILED,
     ):
         return _role_steps(r, user)
+    if o is Outcome.FAILED and i.source is Source.MANUAL:
+        return _manual_failed_steps(r, user)
     if o is Outcome.FAILED:
         steps = ["keyguard retries automatically; if it still fails the event lands in the dead-letter queue."]
         if is_long_term(i.key_id):
@@ -226,6 +228,35 @@ def _next_steps(r: Response) -> list[str]:
             f' keyguard contain --key {i.key_id} --reason "{_case(i)}"'
         ]
     return ["Review the finding; contain by hand if it is real (keyguard did not act, see why above)."]
+
+
+def _manual_failed_steps(r: Response, user: str) -> list[str]:
+    """A containment run by hand (keyguard contain) that failed: no Lambda retries it and no dead-letter
+    queue keeps it, and the command that just failed is no remedy: each failed layer by hand, then a check."""
+    i = r.incident
+    steps = [
+        "Nothing retries this: it was run by hand from the command line, not by the stack's functions. Until"
+        " someone acts, only the actions marked done above hold."
+    ]
+    boundary = next((a.policy_arn for a in r._actions if a.name == BOUNDARY_LAYER), "<the stack's DenyAllPolicy>")
+    by_hand = {
+        "lookup-owner": f"IAM did not name the key's owner (error above): aws iam get-access-key-last-used"
+        f" --access-key-id {i.key_id} names it.",
+        "deactivate-key": f"Deactivate the key: aws iam update-access-key --user-name {user} --access-key-id"
+        f" {i.key_id} --status Inactive",
+        "quarantine-user": f"Quarantine the user: aws iam put-user-policy --user-name {user} --policy-name"
+        f" {QUARANTINE_POLICY} --policy-document"
+        ' \'{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"*","Resource":"*"}]}\'',
+        BOUNDARY_LAYER: f"Set the deny-all boundary: aws iam put-user-permissions-boundary --user-name {user}"
+        f" --permissions-boundary {boundary}",
+        "ledger": "The ledger did not record it: the tamper watch will not put this containment back if it is"
+        " undone. Keep watching the user until the cause is fixed.",
+    }
+    steps.append("Fix the cause named in the error above first (permissions? a quota? the policy ARN?).")
+    failed = dict.fromkeys(res.action for res in r.failures)
+    steps += [by_hand[a] for a in failed if a in by_hand]
+    steps.append(f"Check what holds: keyguard status --user {user} (exit 0 only when every layer holds).")
+    return steps
 
 
 def _case(i: Any) -> str:

@@ -228,6 +228,7 @@ def test_attack4_untagging_does_not_lift_the_refusal_to_revive_a_leaked_key(acco
         "--confirm-reactivate",
         leaked,
         "--yes",
+        "--no-stack",  # the emulated account has the ledger (environment), not the stack's settings parameter
     )
 
     assert code == 2 and f"refusing to reactivate {leaked}" in out, out
@@ -276,7 +277,9 @@ def test_attack4_a_second_contain_adds_history_instead_of_overwriting(account, m
     seeded, _ = deliver(account, load_event("guardduty-iam-user.json"))
     leaked = seeded.replaced[EXAMPLE]
     monkeypatch.setenv("KEYGUARD_LEDGER_TABLE", account.ledger_table)
-    code, out = _keyguard(capsys, monkeypatch, "contain", "--key", leaked, "--reason", "rotated, case 1234", "--yes")
+    code, out = _keyguard(
+        capsys, monkeypatch, "contain", "--key", leaked, "--reason", "rotated, case 1234", "--yes", "--no-stack"
+    )
     assert code == 0, out
     history = ledger_of(account).history(kind="user", name="alice")
     reasons = [e.reason for e in history]
@@ -302,7 +305,9 @@ def test_release_restores_the_boundary_keyguard_replaced(account, monkeypatch, c
 
     monkeypatch.setenv("KEYGUARD_LEDGER_TABLE", account.ledger_table)
     monkeypatch.setenv("KEYGUARD_DENY_ALL_POLICY_ARN", account.deny_all_policy_arn)
-    code, out = _keyguard(capsys, monkeypatch, "release", "--user", "alice", "--reason", "rotated", "--yes")
+    code, out = _keyguard(
+        capsys, monkeypatch, "release", "--user", "alice", "--reason", "rotated", "--yes", "--no-stack"
+    )
 
     assert code == 0, out
     assert iam.get_user(UserName="alice")["User"]["PermissionsBoundary"]["PermissionsBoundaryArn"] == team

@@ -81,3 +81,13 @@ def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> 
         return code, out, err
 
     return run
+
+
+def deploy_settings(ssm: Any, name: str = "keyguard", **values: str) -> dict[str, Any]:
+    """The deployed stack's settings parameter as the template writes it (/keyguard/<stack>/settings), with
+    only `values` set: contain and release act only with a stack (or --no-stack). Overwrites."""
+    import json
+
+    doc = {"keyguard": 1, "stack": name, "mode": "enforce", **values}
+    ssm.put_parameter(Name=f"/keyguard/{name}/settings", Type="String", Value=json.dumps(doc), Overwrite=True)
+    return doc

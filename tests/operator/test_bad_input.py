@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.operator.conftest import free_port
+from tests.operator.conftest import deploy_settings, free_port
 from tests.operator.inventory import snapshot, user_with_keys
 
 UNKNOWN_KEY = "AKIAIOSFODNN7EXAMPLE"  # AWS's documented example id: in no account
@@ -24,6 +24,7 @@ def alice(aws, monkeypatch):
     from keyguard.operator import commands
 
     monkeypatch.setattr(commands, "OperatorClients", lambda *a, **k: aws)
+    deploy_settings(aws.get("ssm"))  # a deployed stack (no ledger, topic or boundary): contain/release act
     keys = user_with_keys(aws.iam, "alice", 2)
     return aws, keys
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.faults import Fault
+from tests.operator.conftest import deploy_settings
 from tests.operator.inventory import snapshot, user_with_keys
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,6 +32,7 @@ def alice(aws, monkeypatch):
     from keyguard.operator import commands
 
     monkeypatch.setattr(commands, "OperatorClients", lambda *a, **k: aws)
+    deploy_settings(aws.get("ssm"))  # a deployed stack (no ledger, topic or boundary): contain/release act
     keys = user_with_keys(aws.iam, "alice", 2)
     user_with_keys(aws.iam, "bob")
     return aws, keys
@@ -51,8 +53,7 @@ def one_line(err: str) -> str:
 
 
 def _stack(aws, name="keyguard", **values):
-    doc = {"keyguard": 1, "stack": name, "mode": "enforce", **values}
-    aws.get("ssm").put_parameter(Name=f"/keyguard/{name}/settings", Type="String", Value=json.dumps(doc))
+    deploy_settings(aws.get("ssm"), name, **values)
 
 
 def test_contain_refuses_a_principal_the_deployed_stack_protects(alice, cli) -> None:
@@ -61,7 +62,7 @@ def test_contain_refuses_a_principal_the_deployed_stack_protects(alice, cli) -> 
     before = state(aws)
     code, _, err = cli("contain", "--key", leaked, "--yes")
     assert code == 2 and "alice is a protected principal" in one_line(err)
-    assert "stack keyguard (SSM /keyguard/keyguard/settings" in err
+    assert "stack keyguard in us-east-1 (SSM /keyguard/keyguard/settings" in err
     assert state(aws) == before
 
 
@@ -215,6 +216,7 @@ def test_closed_or_empty_stdin_says_pass_yes(moto_endpoint, redirect) -> None:
     import boto3
 
     iam = boto3.client("iam", endpoint_url=moto_endpoint, region_name="us-east-1")
+    deploy_settings(boto3.client("ssm", endpoint_url=moto_endpoint, region_name="us-east-1"))
     (key,) = user_with_keys(iam, "alice")
     command = " ".join([*KEYGUARD, "contain", "--key", key, "--endpoint-url", moto_endpoint])
     run = subprocess.run(  # noqa: S603 - our own command
@@ -294,8 +296,8 @@ def test_status_json_has_every_fact_in_one_key_style(alice, cli) -> None:
     doc = json.loads(out)
     assert code == 0 and doc["command"] == "status"
     assert set(doc) == {
-        "keyguard", "command", "at", "principal", "held", "policies", "otherPolicies", "containment",
-        "leakedKeys", "lastRelease", "boundary", "ledger", "keys",
+        "keyguard", "command", "at", "principal", "held", "hold", "policies", "otherPolicies", "containment",
+        "leakedKeys", "lastRelease", "boundary", "ledger", "keys", "stack", "note",
     }  # fmt: skip
     keys = json.dumps(doc)
     assert not re.search(r'"[a-z]+-[a-z-]+":', keys), "every key is camelCase"

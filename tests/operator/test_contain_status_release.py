@@ -14,6 +14,7 @@ from keyguard.respond import respond
 from keyguard.settings import Settings
 from tests.conftest import incident_from
 from tests.faults import CallLog, Fault
+from tests.operator.conftest import deploy_settings
 from tests.operator.inventory import ALLOW_S3, role, snapshot, user_with_keys
 
 LEAKED = "keyguard:leaked:"
@@ -25,6 +26,7 @@ def account(aws, monkeypatch):
     from keyguard.operator import commands
 
     monkeypatch.setattr(commands, "OperatorClients", lambda *a, **k: aws)
+    deploy_settings(aws.get("ssm"))  # a deployed stack (no ledger, topic or boundary): contain/release act
     iam = aws.iam
     keys = user_with_keys(iam, "alice", 2, tags={"team": "payments"})
     iam.put_user_policy(UserName="alice", PolicyName="app", PolicyDocument=ALLOW_S3)
@@ -196,6 +198,7 @@ def test_release_role_removes_only_the_session_revocation(aws, cli, monkeypatch)
     from keyguard.operator import commands
 
     monkeypatch.setattr(commands, "OperatorClients", lambda *a, **k: aws)
+    deploy_settings(aws.get("ssm"))  # a deployed stack (no ledger, topic or boundary): contain/release act
     iam = aws.iam
     role(iam, "web-app-role")
     iam.put_role_policy(RoleName="web-app-role", PolicyName="app", PolicyDocument=ALLOW_S3)
@@ -209,8 +212,8 @@ def test_release_role_removes_only_the_session_revocation(aws, cli, monkeypatch)
     code, out, _ = cli("status", "--role", "web-app-role")
     assert code == 0 and "keyguard-revoke-sessions: denies sessions issued before " in out
     code, out, _ = cli("status", "--format", "csv")
-    assert out.splitlines()[0] == "PRINCIPAL,POLICIES,SINCE,WHY"
-    assert out.splitlines()[1].startswith("role/web-app-role,keyguard-revoke-sessions,")
+    assert out.splitlines()[0] == "PRINCIPAL,HOLD,POLICIES,SINCE,WHY"
+    assert out.splitlines()[1].startswith("role/web-app-role,unverified,keyguard-revoke-sessions,")  # no ledger
 
     code, _, err = cli("release", "--role", "web-app-role", "--yes", "--reason", "instance rebuilt")
     assert (code, err) == (0, "")

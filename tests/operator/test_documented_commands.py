@@ -63,8 +63,12 @@ def _argv(line: str, key: str, url: str) -> list[str]:
 
 @pytest.fixture
 def rehearsal(moto_endpoint):
-    """The account the documents rehearse on: alice with a key (as docs/operator.md makes it), bob, and the
-    role web-app-role."""
+    """The account the documents rehearse on: the stack's settings parameter, alice with a key (as
+    docs/operator.md makes it), bob, and the role web-app-role."""
+    from tests.operator.conftest import deploy_settings
+
+    # the stack's settings where the README deploys it: contain and release act only with a stack
+    deploy_settings(boto3.client("ssm", endpoint_url=moto_endpoint, region_name="us-east-1"))
     iam = boto3.client("iam", endpoint_url=moto_endpoint, region_name="us-east-1")
     iam.create_user(UserName="alice")
     key = iam.create_access_key(UserName="alice")["AccessKey"]["AccessKeyId"]

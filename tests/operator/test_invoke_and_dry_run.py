@@ -9,6 +9,7 @@ import json
 import boto3
 import pytest
 
+from tests.operator.conftest import deploy_settings
 from tests.operator.inventory import snapshot, user_with_keys
 
 EVENT = "events/guardduty-iam-user.json"
@@ -78,6 +79,7 @@ def alice(aws, monkeypatch):
     from keyguard.operator import commands
 
     monkeypatch.setattr(commands, "OperatorClients", lambda *a, **k: aws)
+    deploy_settings(aws.get("ssm"))  # a deployed stack (no ledger, topic or boundary): contain/release act
     return aws, user_with_keys(aws.iam, "alice", 2)
 
 

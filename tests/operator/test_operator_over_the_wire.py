@@ -8,6 +8,7 @@ import json
 import boto3
 
 from keyguard.actions import deny_all_policy
+from tests.operator.conftest import deploy_settings
 from tests.operator.inventory import (
     ALLOW_S3,
     EXPECTED_SUMMARY,
@@ -24,6 +25,7 @@ def _client(url: str, service: str, region: str = "us-east-1"):
 
 def test_contain_status_release_over_the_wire(moto_endpoint, cli) -> None:
     url = moto_endpoint
+    deploy_settings(_client(url, "ssm"))  # the stack (here without ledger, topic or boundary) in us-east-1
     iam = _client(url, "iam")
     leaked, other = user_with_keys(iam, "alice", 2, tags={"team": "payments"})
     iam.put_user_policy(UserName="alice", PolicyName="app", PolicyDocument=ALLOW_S3)

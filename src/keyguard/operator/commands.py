@@ -64,12 +64,16 @@ def run(args: Any, console: Console | None = None) -> int:
 
 
 def status(args: Any, clients: OperatorClients, console: Console) -> int:
+    """What keyguard holds. Exit 1 when a hold shown is partial or failed: its purpose is to report health."""
     iam, at = clients.iam, now()
-    ledger = _ledger(clients, args)
+    stack, search = _find_stack(clients, args)
+    settings = _settings(stack)
+    ledger = _ledger_for(clients, settings, stack)
+    note = _iam_only(stack, search) if ledger is None else None
     if args.user is None and args.key is None and args.role is None:
-        held = [attach_ledger(h, ledger) for h in held_principals(iam)]
+        held = [attach_ledger(h, ledger) for h in held_principals(iam, settings.deny_all_policy_arn)]
         if args.format == "json":
-            console.document(documents.held(held, at, ledger))
+            console.document({**documents.held(held, at, ledger), **_stack_fields(stack, note)})
         elif args.format == "csv":
             console.print(render.csv_text(render.HELD_HEADERS, render.held_rows(held)))
         elif held and console.color:
@@ -77,7 +81,9 @@ def status(args: Any, clients: OperatorClients, console: Console) -> int:
             console.table(render.HELD_HEADERS, render.held_rows(held), title=title)
         else:
             console.print(render.held_text(held))
-        return OK
+        if note and args.format == "table":
+            console.print(f"note: {note}")
+        return _health(console, held)
     highlight = None
     if args.key is not None:
         highlight = check_long_term_key_id(args.key)
@@ -88,7 +94,7 @@ def status(args: Any, clients: OperatorClients, console: Console) -> int:
         state = read_role(iam, args.role)
     attach_ledger(state, ledger)
     if args.format == "json":
-        console.document(documents.status(state, at, ledger))
+        console.document({**documents.status(state, at, ledger), **_stack_fields(stack, note)})
     elif args.format == "csv" and state.kind == "user":
         console.print(render.csv_text(render.KEY_HEADERS, render.key_rows(state, at, highlight)))
     elif args.format == "csv":
@@ -100,7 +106,23 @@ def status(args: Any, clients: OperatorClients, console: Console) -> int:
         extra = documents.ledger_lines(state, ledger)
         if extra:
             console.print("\n".join(extra))
-    return OK
+        if note:
+            console.print(f"note: {note}")
+    return _health(console, [state])
+
+
+def _health(console: Console, states: list[PrincipalState]) -> int:
+    """1 when a hold is partial or failed (the ledger's last containment did not verify every layer)."""
+    bad = [s for s in states if s.hold in ("partial", "failed")]
+    if not bad:
+        return OK
+    words = "; ".join(f"{s.subject}: {s.verdict.words()}" for s in bad)
+    console.warn(f"{len(bad)} hold(s) not complete ({words}): see `keyguard history --user/--role NAME`")
+    return FAILED
+
+
+def _stack_fields(stack: Any, note: str | None) -> dict[str, Any]:
+    return {"stack": stack.to_dict() if stack else None, "note": note}
 
 
 # ------------------------------------------------------------------------------------------ contain
@@ -108,7 +130,14 @@ def status(args: Any, clients: OperatorClients, console: Console) -> int:
 
 def contain(args: Any, clients: OperatorClients, console: Console) -> int:
     from keyguard import notify
-    from keyguard.operator.contain import DEFAULT_REASON, caller, manual_incident, settings_for
+    from keyguard.operator.contain import (
+        DEFAULT_REASON,
+        as_named,
+        caller,
+        failed_reason,
+        manual_incident,
+        settings_for,
+    )
     from keyguard.plan import Outcome, plan_actions, protection
     from keyguard.respond import respond
 
@@ -117,7 +146,7 @@ def contain(args: Any, clients: OperatorClients, console: Console) -> int:
     reason = _reason(args.reason, DEFAULT_REASON)
     topic_arg = _check_topic(args.topic_arn)
     # 2. what decides: the stack's settings, the caller, each key's owner (IAM names it), the topic
-    stack = _stack(clients, args)
+    stack = _stack_to_act(clients, args, "contain")
     settings = settings_for(_settings(stack), dry_run=args.dry_run, topic_arn=topic_arg or _stack_topic(stack))
     account, actor = caller(clients)
     iam, at = clients.iam, now()
@@ -146,6 +175,7 @@ def contain(args: Any, clients: OperatorClients, console: Console) -> int:
         "actor": actor,
         "reason": reason,
         "stack": stack.to_dict() if stack else None,
+        "withoutStack": None if stack else _lost(settings, settings.topic_arn),
         "topicArn": settings.topic_arn,
         "permissions": permissions,
         "outcome": None,
@@ -167,7 +197,7 @@ def contain(args: Any, clients: OperatorClients, console: Console) -> int:
         lines.append(f"Contain access key {key_id} of IAM user {owner} (IAM names the owner), account {account}:")
         lines += [f"  - {a.describe()}" for a in actions]
     lines.append(f"  - notify: {_topic_line(settings.topic_arn, args.dry_run)}")
-    lines.append(f"  - settings: {stack.line() if stack else _no_stack_line(args)}")
+    lines.append(f"  - settings: {stack.line() if stack else _no_stack_line(settings, settings.topic_arn)}")
     if permissions is not None:
         lines.append(f"  - your permissions: {permissions['summary']}")
     plan_text = "\n".join(lines)
@@ -188,9 +218,12 @@ def contain(args: Any, clients: OperatorClients, console: Console) -> int:
     problems: list[str] = []
     any_done = False
     results_text = []
-    ledger = _ledger_for(clients, settings)
+    ledger = _ledger_for(clients, settings, stack)
     for entry, (key_id, _owner, incident, _) in zip(doc["keys"], planned, strict=True):
         response = respond(incident, settings, iam, account=account, now=at, ledger=ledger, actor=actor, reason=reason)
+        as_named(response)
+        if response.outcome is Outcome.FAILED:  # the engine's words speak of Lambda's retries: nothing retries this
+            response.reason = failed_reason(response)
         entry["outcome"] = response.outcome.value
         entry["actions"] = [
             {"action": r.action, "target": r.target, "status": r.status.value, "detail": r.detail or None}
@@ -208,9 +241,8 @@ def contain(args: Any, clients: OperatorClients, console: Console) -> int:
                 problems.append(f"the notification for {key_id} was not sent ({e})")
         entry["notification"] = notification
         text_reason = response.reason
-        if response.outcome is Outcome.FAILED:  # the engine's text speaks of Lambda's retries; nothing retries here
+        if response.outcome is Outcome.FAILED:
             names = ", ".join(r.action for r in response.failures) or "lookup"
-            text_reason = f"{names} did not happen (see below)"
             problems.insert(0, f"containment of {key_id} FAILED ({names})")
         elif response.outcome not in (Outcome.CONTAINED, Outcome.WOULD_CONTAIN):
             problems.insert(0, f"{key_id}: {response.outcome.value}: {response.reason}")
@@ -261,12 +293,12 @@ def release(args: Any, clients: OperatorClients, console: Console) -> int:
     check_name(args.user if args.user is not None else args.role, "user" if args.user is not None else "role")
     reason = _reason(args.reason, DEFAULT_REASON)
     topic_arg = _check_topic(args.topic_arn)
-    stack = _stack(clients, args)
+    stack = _stack_to_act(clients, args, "release")
     settings = _settings(stack)
     topic = topic_arg or _stack_topic(stack) or _env_topic()
     account, actor = caller(clients)
     iam, at = clients.iam, now()
-    ledger = _ledger_for(clients, settings)
+    ledger = _ledger_for(clients, settings, stack)
     state = read_user(iam, args.user) if args.user is not None else read_role(iam, args.role)
     attach_ledger(state, ledger)
     plan = plan_release(
@@ -287,6 +319,13 @@ def release(args: Any, clients: OperatorClients, console: Console) -> int:
     steps = [*plan.actions, *([plan.reactivate] if plan.reactivate else [])]
     permissions = _simulate(clients, actor, steps) if args.dry_run else None
     lines = [f"Release {state.subject} in account {account} (released by {actor}, why: {reason}):"]
+    contained = render.containment_words(state)
+    if contained:
+        lines.append(f"  contained: {contained}")
+    if state.hold in ("partial", "failed"):
+        lines.append(f"  hold: {state.verdict.words()}: its last containment FAILED; the release takes off what holds")
+    elif ledger is None:
+        lines.append("  hold: read from IAM only (no ledger: whether every layer held is not known)")
     lines += [f"  - {a.describe()}" for a in steps]
     lines.append(f"  - notify: {_topic_line(topic, args.dry_run)}")
     lines += [f"  note: {note}" for note in plan.notes]
@@ -334,6 +373,7 @@ def release(args: Any, clients: OperatorClients, console: Console) -> int:
         return NOTHING_DONE
 
     findings = _held_incidents(settings, ledger, state)  # read before the ledger records the release
+    region = stack.region if stack and stack.region else clients.region  # Security Hub: where the stack reports
     if plan.release_in_ledger and ledger is not None:
         # before IAM changes: the tamper watch must see a release made through keyguard, not an undoing
         ledger.released(
@@ -363,10 +403,10 @@ def release(args: Any, clients: OperatorClients, console: Console) -> int:
         from keyguard.report import securityhub
 
         doc["securityHub"] = securityhub.mark_resolved(
-            clients.get("securityhub", clients.region),
+            clients.get("securityhub", region),
             findings,
             account=account,
-            region=clients.region,
+            region=region,
             by=actor,
             reason=reason,
         )
@@ -414,6 +454,8 @@ def _release_doc(
         "at": stamp(at),
         "account": account,
         "principal": {"type": state.kind, "name": state.name, "arn": state.arn},
+        "hold": state.hold,
+        "containment": _containment_doc(state),
         "releasedBy": actor,
         "reason": reason,
         "removedPolicies": [p.name for p in state.policies],
@@ -427,6 +469,33 @@ def _release_doc(
         ],
         "permissions": None,
         "notification": None,
+    }
+
+
+def _containment_doc(state: PrincipalState) -> dict[str, Any] | None:
+    """What release is undoing: the ledger's last containment (verbatim), or the tag mirror's (named so)."""
+    verdict = state.verdict
+    if verdict is not None and state.ledger is not None and state.ledger.held:
+        return {
+            "from": "ledger",
+            "at": stamp(verdict.at),
+            "actor": verdict.actor,
+            "reason": verdict.reason,
+            "incident": verdict.incident,
+            "state": verdict.state,
+            "missing": list(verdict.missing),
+        }
+    record = state.containment
+    if not record:
+        return None
+    return {
+        "from": "tags",
+        "at": record.get("contained-at"),
+        "actor": None,
+        "reason": record.get("reason"),
+        "incident": record.get("incident"),
+        "state": state.hold,
+        "missing": [],
     }
 
 
@@ -532,15 +601,23 @@ def history(args: Any, clients: OperatorClients, console: Console) -> int:
     kind, name = ("user", args.user) if args.user is not None else ("role", args.role) if args.role else (None, None)
     if name is not None:
         check_name(name, kind)
-    ledger = _ledger(clients, args)
+    stack, search = _find_stack(clients, args)
+    ledger = _ledger_for(clients, _settings(stack), stack)
     if ledger is None:
+        from keyguard.operator import stack as stack_mod
+
+        where = stack_mod.not_found(search) if stack is None else f"{stack.line()} names no ledger table"
         raise OperatorError(
-            "no ledger to read: deploy the stack (its settings name the ledger table), pass --stack NAME, "
-            "or set KEYGUARD_LEDGER_TABLE"
+            f"no ledger to read: {where}. Pass --stack NAME and/or --region REGION where the stack is deployed "
+            "(or set KEYGUARD_LEDGER_TABLE); `keyguard status` shows what IAM holds without it"
         )
     # the whole history is asked from the beginning of time: Ledger.history(since=None) queries its index with
     # an empty string, which DynamoDB refuses for a key attribute (reported to the ledger's owner)
-    entries = ledger.history(since=since or EPOCH, kind=kind, name=name)
+    key_id = getattr(args, "key", None)
+    if key_id is not None:
+        entries = _key_history(ledger, clients, check_long_term_key_id(key_id), since)
+    else:
+        entries = ledger.history(since=since or EPOCH, kind=kind, name=name)
     if args.format == "json":
         console.document(documents.history(entries, since))
     elif args.format == "csv":
@@ -551,6 +628,27 @@ def history(args: Any, clients: OperatorClients, console: Console) -> int:
     else:
         console.print(documents.history_text(entries, since))
     return OK
+
+
+def _key_history(ledger: Any, clients: OperatorClients, key_id: str, since: datetime | None) -> list[Any]:
+    """What concerns one key: its owner's entries that name it (a containment lists its keys; a tamper
+    notice names the key it saw), and the releases of those incidents. The owner is the ledger's (the key
+    may be deleted since), else IAM's."""
+    record = ledger.key(key_id)
+    owner = record.user if record is not None and record.user else owner_of(clients.iam, key_id)
+    entries = ledger.history(since=since or EPOCH, kind="user", name=owner)
+
+    def names_key(entry: Any) -> bool:
+        d = entry.detail or {}
+        listed = {*(d.get("keys") or ()), *(d.get("leakedKeys") or ())}
+        return (
+            key_id in listed
+            or key_id in (d.get("keyId"), d.get("accessKeyId"))
+            or ((entry.incident or "").endswith(f":{key_id}"))
+        )
+
+    incidents = {e.incident for e in entries if e.incident and names_key(e)}
+    return [e for e in entries if names_key(e) or (e.event == "released" and e.incident in incidents)]
 
 
 def parse_since(text: str, at: datetime) -> datetime:
@@ -625,20 +723,70 @@ def _topic_line(topic: str | None, dry_run: bool) -> str:
 _TOPIC_SOURCES = "the stack's, --topic-arn or $KEYGUARD_TOPIC_ARN"
 
 
-def _stack(clients: OperatorClients, args: Any) -> Any:
+def _find_stack(clients: OperatorClients, args: Any) -> tuple[Any, Any]:
+    """The stack's settings (None when none is found) and where they were looked for. A stack named with
+    --stack must exist."""
     from keyguard.operator import stack as stack_mod
 
-    return stack_mod.read(clients, getattr(args, "stack", None))
+    found, search = stack_mod.find(clients, getattr(args, "stack", None))
+    if found is None and search.named:
+        raise OperatorError(stack_mod.not_found(search))
+    return found, search
+
+
+WITHOUT_STACK = (
+    "no ledger record (so the tamper watch will not re-contain it), no deny-all boundary unless "
+    "$KEYGUARD_DENY_ALL_POLICY_ARN, nobody notified unless --topic-arn"
+)
+
+
+def _stack_to_act(clients: OperatorClients, args: Any, verb: str) -> Any:
+    """contain and release act with the stack, or, when it is not found, only with an explicit --no-stack:
+    without it they would skip what it protects, its ledger, its boundary and its topic."""
+    from keyguard.operator import stack as stack_mod
+
+    found, search = _find_stack(clients, args)
+    no_stack = getattr(args, "no_stack", False)
+    if found is not None and no_stack:
+        raise OperatorError(f"--no-stack, but {found.line()} is deployed: nothing was changed; drop --no-stack")
+    if found is None and not no_stack and not getattr(args, "account", None):
+        # (organization mode reads the member's settings from the organization, keyguard.operator.organization)
+        raise OperatorError(
+            f"{stack_mod.not_found(search)}: nothing was changed. Pass --stack NAME and/or --region REGION where "
+            f"the stack is deployed, or --no-stack to {verb} without one ({WITHOUT_STACK})"
+        )
+    return found
 
 
 def _stack_topic(stack: Any) -> str | None:
     return stack.get("topicArn") if stack else None
 
 
-def _no_stack_line(args: Any) -> str:
+def _lost(settings: Any, topic: str | None) -> list[str]:
+    """What acting without the stack loses (what the environment or --topic-arn does not give back)."""
+    lost = ["the stack's protected principals (only $KEYGUARD_PROTECTED_PRINCIPALS is honoured)"]
+    if not settings.ledger_table:
+        lost.append(
+            "no ledger record: the tamper watch will not re-contain it, and `release` and `status` read only IAM"
+        )
+    if not settings.deny_all_policy_arn:
+        lost.append("no deny-all boundary (only the inline deny-all policy; $KEYGUARD_DENY_ALL_POLICY_ARN names one)")
+    if not topic:
+        lost.append("nobody is notified (no topic: --topic-arn names one)")
+    return lost
+
+
+def _no_stack_line(settings: Any, topic: str | None) -> str:
+    return "none (--no-stack): " + "; ".join(_lost(settings, topic))
+
+
+def _iam_only(stack: Any, search: Any) -> str:
+    from keyguard.operator import stack as stack_mod
+
+    why = stack_mod.not_found(search) if stack is None else f"{stack.line()} names no ledger table"
     return (
-        "no keyguard stack found (SSM /keyguard/keyguard/settings): only $KEYGUARD_PROTECTED_PRINCIPALS is "
-        "honoured; pass --stack NAME if the stack has another name"
+        f"{why}: this shows IAM only (keyguard's policies and tags), not the ledger's record of who contained "
+        "and why, nor whether every layer held; pass --stack NAME and/or --region REGION where the stack is deployed"
     )
 
 
@@ -652,17 +800,15 @@ def _settings(stack: Any) -> Any:
     return Settings.from_env(env)
 
 
-def _ledger(clients: OperatorClients, args: Any) -> Any:
-    """The stack's ledger, when there is one (its table from the stack's settings or KEYGUARD_LEDGER_TABLE)."""
-    return _ledger_for(clients, _settings(_stack(clients, args)))
-
-
-def _ledger_for(clients: OperatorClients, settings: Any) -> Any:
+def _ledger_for(clients: OperatorClients, settings: Any, stack: Any = None) -> Any:
+    """The stack's ledger (its table from the stack's settings, or KEYGUARD_LEDGER_TABLE), in the stack's
+    region: IAM is global, the table is not."""
     if not settings.ledger_table:
         return None
     from keyguard.ledger import Ledger
 
-    return Ledger(settings.ledger_table, clients.get("dynamodb"))
+    region = stack.region if stack is not None and stack.region else None
+    return Ledger(settings.ledger_table, clients.get("dynamodb", region))
 
 
 def _simulate(clients: OperatorClients, actor: str, actions: list[Any]) -> dict[str, Any]:

@@ -11,7 +11,8 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from keyguard.incident import Evidence, Incident, Kind, PrincipalType, Source
+from keyguard.actions import Status
+from keyguard.incident import Evidence, Incident, Kind, PrincipalType, Source, is_long_term
 from keyguard.respond import Response, respond
 from keyguard.settings import DRY_RUN, ENFORCE, Settings
 
@@ -45,6 +46,30 @@ def manual_incident(key_id: str, account: str, region: str, reason: str, actor: 
         finding_type=f"{reason} - by {actor_name(actor)}",
         evidence=Evidence(description=f"Contained by hand (keyguard contain) by {actor}: {reason}"),
     )
+
+
+def as_named(response: Response) -> Response:
+    """The incident as IAM named its owner: a long-term key's owner is an IAM user, so the notice says so
+    (not the "Unknown" the engine started from, which only meant "ask IAM")."""
+    i = response.incident
+    if response.owner and i.principal_type is PrincipalType.UNKNOWN and is_long_term(i.key_id):
+        response.incident = replace(i, principal_type=PrincipalType.IAM_USER)
+    return response
+
+
+def failed_reason(response: Response) -> str:
+    """The headline of a failed containment by hand. The engine's own words promise the stack's retries
+    (Lambda's, then the dead-letter queue); a command run by hand has none."""
+    names = ", ".join(dict.fromkeys(r.action for r in response.failures)) or "the owner lookup"
+    text = f"Containment by hand failed: {names}. Nothing retries it: it ran from the command line, not the stack."
+    holding = [
+        r.action
+        for r in response.results
+        if r.status in (Status.DONE, Status.ALREADY_DONE) and r.action not in ("verify", "record", "ledger")
+    ]
+    if holding:
+        text += f" Holding meanwhile: {', '.join(dict.fromkeys(holding))}."
+    return text
 
 
 def settings_for(base: Settings, *, dry_run: bool, topic_arn: str | None) -> Settings:

@@ -35,6 +35,7 @@ def principal(state: PrincipalState, at: datetime, ledger: Any = None, *, keys: 
     out: dict[str, Any] = {
         "principal": {"type": state.kind, "name": state.name, "arn": state.arn},
         "held": state.held,
+        "hold": state.hold,
         "policies": [p.to_dict() for p in state.policies],
         "otherPolicies": list(state.other_policies),
         "containment": _containment(state),
@@ -68,7 +69,21 @@ def ledger_record(state: PrincipalState, ledger: Any) -> dict[str, Any] | None:
         return None
     from keyguard.operator.principal import _ledger_dict
 
-    return _ledger_dict(state.ledger) or {}
+    record = _ledger_dict(state.ledger)
+    if not record:
+        return {}
+    verdict = state.verdict  # the last containment: how it went, who did it and why, verbatim
+    record.update(
+        {
+            "state": state.hold,
+            "missing": list(verdict.missing) if verdict else [],
+            "failures": list(verdict.failures) if verdict else [],
+            "lastContainedAt": stamp(verdict.at) if verdict else None,
+            "actor": verdict.actor if verdict else None,
+            "reason": verdict.reason if verdict else None,
+        }
+    )
+    return record
 
 
 def ledger_lines(state: PrincipalState, ledger: Any) -> list[str]:
@@ -77,7 +92,9 @@ def ledger_lines(state: PrincipalState, ledger: Any) -> list[str]:
         return []
     if not record:
         return ["ledger       : no record of this principal"]
-    held = "HELD" if record.get("held") else "not held"
+    held = "not held"
+    if record.get("held"):
+        held = {"partial": "PARTIAL hold", "failed": "FAILED hold"}.get(record.get("state") or "", "HELD")
     lines = [f"ledger       : {held}; incident {record.get('incident') or '-'}"]
     if record.get("containedAt"):
         lines.append(f"  contained  : {record['containedAt']}")
@@ -98,10 +115,15 @@ def history(entries: list[Any], since: datetime | None) -> dict[str, Any]:
 
 
 def _entry(entry: Any) -> dict[str, Any]:
+    from keyguard.operator import hold
+
     raw = _plain(entry)
+    verdict = hold.of_entry(entry)  # a containment: did every layer hold?
     return {
         "at": raw.get("at"),
         "event": raw.get("event"),
+        "state": verdict.state if verdict else None,
+        "missing": list(verdict.missing) if verdict else None,
         "principal": {"type": raw.get("kind"), "name": raw.get("name")},
         "incident": raw.get("incident"),
         "actor": raw.get("actor"),
@@ -111,11 +133,19 @@ def _entry(entry: Any) -> dict[str, Any]:
 
 
 def history_rows(entries: list[Any]) -> list[list[Any]]:
+    """EVENT says how a containment went: `contained` only when every layer held, else e.g.
+    `contain: partial (missing deny-all-boundary)` or `contain: FAILED (verify)`."""
+    from keyguard.operator import hold
+
     rows = []
     for e in entries:
         d = _entry(e)
         who = f"{d['principal']['type']}/{d['principal']['name']}"
-        rows.append([d["at"], d["event"], who, d["incident"], d["actor"], d["reason"]])
+        verdict = hold.of_entry(e)
+        event = d["event"]
+        if verdict is not None and not verdict.healthy:
+            event = f"{'contain' if event == 'contained' else event}: {verdict.words()}"
+        rows.append([d["at"], event, who, d["incident"], d["actor"], d["reason"]])
     return rows
 
 

@@ -115,10 +115,23 @@ class PrincipalState:
     ledger: Any = None  # keyguard.ledger.PrincipalRecord: what keyguard's own records say
     ledger_leaked: set[str] = field(default_factory=set)  # keys the ledger marks as leaked
     ledger_mismatch: str | None = None  # the ledger's record is of another principal of this name (its id)
+    ledger_read: bool = False  # a ledger was read for it (not IAM only)
+    verdict: Any = None  # keyguard.operator.hold.Verdict of the ledger's last containment (None: none recorded)
 
     @property
     def held(self) -> bool:
         return bool(self.policies) or bool(self.ledger is not None and self.ledger.held)
+
+    @property
+    def hold(self) -> str:
+        """contained | partial | failed (the ledger's last containment), unverified (IAM shows keyguard's
+        policy, but no ledger says how the containment went), none (keyguard.operator.hold)."""
+        from keyguard.operator import hold
+
+        held_in_ledger = self.ledger is not None and self.ledger.held
+        if held_in_ledger and self.verdict is not None and self.verdict.state != hold.NONE:
+            return self.verdict.state
+        return hold.UNVERIFIED if self.held else hold.NONE
 
     @property
     def subject(self) -> str:
@@ -177,12 +190,17 @@ def attach_ledger(state: PrincipalState, ledger: Any) -> PrincipalState:
     """What keyguard's ledger says about the principal and its keys (None: no ledger configured)."""
     if ledger is None or not getattr(ledger, "enabled", False):
         return state
+    from keyguard.operator import hold
+
+    state.ledger_read = True
     state.ledger = ledger.principal(state.kind, state.name)
     if state.ledger is not None and state.ledger.unique_id and state.unique_id != state.ledger.unique_id:
         # another principal of that name (deleted and re-created, or another account's in organization mode):
         # its record (a boundary to restore, its hold) is not this one's
         state.ledger_mismatch = state.ledger.unique_id
         state.ledger = None
+    if state.ledger is not None:  # how its last containment went, who did it and why (verbatim)
+        state.verdict = hold.of_history(ledger.history(kind=state.kind, name=state.name))
     keys = {k.key_id for k in state.keys} | set(state.ledger.leaked_keys if state.ledger else ())
     for key_id in keys:
         record = ledger.key(key_id)
@@ -291,8 +309,11 @@ def owner_of(iam: Any, key_id: str) -> str:
     return owner
 
 
-def held_principals(iam: Any) -> list[PrincipalState]:
-    """Every user and role that carries a keyguard policy: one paginated GetAccountAuthorizationDetails."""
+def held_principals(iam: Any, boundary_arn: str | None = None) -> list[PrincipalState]:
+    """Every user and role that carries a keyguard policy, and every user whose permissions boundary is the
+    stack's deny-all (`boundary_arn`): a containment whose inline policy failed (a key holder can fill the
+    inline budget beforehand) still holds the user by its boundary. One paginated
+    GetAccountAuthorizationDetails."""
     out = []
     pages = iam.get_paginator("get_account_authorization_details").paginate(Filter=["User", "Role"])
     for page in pages:
@@ -307,8 +328,11 @@ def held_principals(iam: Any) -> list[PrincipalState]:
                     for p in policies
                     if p["PolicyName"] in KEYGUARD_POLICIES
                 ]
-                if mine:
+                boundary = (item.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
+                if mine or (boundary_arn and kind == "user" and boundary == boundary_arn):
                     state = PrincipalState(kind, item[name_key], item["Arn"], policies=mine)
+                    state.boundary = boundary
+                    state.unique_id = item.get("UserId") or item.get("RoleId")  # the ledger's record is of it
                     state.other_policies = [
                         p["PolicyName"] for p in policies if p["PolicyName"] not in KEYGUARD_POLICIES
                     ]

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from keyguard.actions import ActionResult
-from keyguard.operator.principal import PrincipalState
+from keyguard.operator.principal import PrincipalState, stamp
 
 FORMATS = ("table", "json", "csv")
 
@@ -77,15 +77,22 @@ def key_rows(state: PrincipalState, now: datetime, highlight: str | None = None)
 
 def status_text(state: PrincipalState, now: datetime, highlight: str | None = None, *, keys: bool = True) -> str:
     lines = [f"{state.kind} {state.name}  ({state.arn})"]
-    if state.held:
+    verdict, hold = state.verdict, state.hold
+    if hold == "partial":
+        missing = ", ".join(verdict.missing)
+        lines.append(f"PARTIAL hold by keyguard: its last containment FAILED, {missing} not in place:")
+    elif hold == "failed":
+        lines.append("FAILED hold by keyguard: its last containment did not hold:")
+    elif state.held:
         lines.append("HELD by keyguard:")
-        lines += [f"  {p.name}: {p.effect}" for p in state.policies]
     else:
         lines.append("not held by keyguard (no keyguard policy)")
-    record = state.containment or {}
-    for label, key in (("contained at", "contained-at"), ("why", "reason"), ("incident", "incident")):
-        if key in record:
-            lines.append(f"{label:<13}: {record[key]}")
+    lines += [f"  {p.name}: {p.effect}" for p in state.policies]
+    if state.boundary:
+        lines.append(f"  permissions boundary: {state.boundary}")
+    if hold in ("partial", "failed"):
+        lines += [f"  failed: {f}" for f in verdict.failures]
+    lines += _containment_lines(state)
     if state.leaked:
         lines.append(f"{'leaked keys':<13}: " + ", ".join(f"{k} ({at})" for k, at in sorted(state.leaked.items())))
     released = state.release
@@ -101,19 +108,53 @@ def status_text(state: PrincipalState, now: datetime, highlight: str | None = No
     return "\n".join(lines)
 
 
-HELD_HEADERS = ("PRINCIPAL", "POLICIES", "SINCE", "WHY")
+def _containment_lines(state: PrincipalState) -> list[str]:
+    """When, by whom and why it was contained: the ledger's words, verbatim; the tag mirror (which IAM's tag
+    rules rewrite, and the key holder can edit) only when no ledger has it, and then named as such."""
+    verdict = state.verdict
+    if verdict is not None and state.ledger is not None and state.ledger.held:
+        found = [
+            ("contained at", stamp(verdict.at)),
+            ("by", verdict.actor),
+            ("why", verdict.reason),
+            ("incident", verdict.incident),
+        ]
+        return [f"{label:<13}: {value}" for label, value in found if value]
+    record = state.containment or {}
+    lines = [
+        f"{label:<13}: {record[key]}"
+        for label, key in (("contained at", "contained-at"), ("why", "reason"), ("incident", "incident"))
+        if key in record
+    ]
+    if lines:
+        why = "no ledger read" if not state.ledger_read else "the ledger has no containment of it"
+        lines.append(f"{'':<13}  (from the tag mirror on the {state.kind} ({why}): IAM's tag rules rewrite it)")
+    return lines
+
+
+def containment_words(state: PrincipalState) -> str | None:
+    """One line for `release`: when, by whom and why it was contained (the ledger's, verbatim, or the tags')."""
+    verdict = state.verdict
+    if verdict is not None and state.ledger is not None and state.ledger.held:
+        return f"{stamp(verdict.at)} by {verdict.actor or '?'}, why: {verdict.reason or '-'} (ledger)"
+    record = state.containment or {}
+    if not record:
+        return None
+    return f"{record.get('contained-at', '?')}, why: {record.get('reason', '-')} (tag mirror, not the ledger)"
+
+
+HELD_HEADERS = ("PRINCIPAL", "HOLD", "POLICIES", "SINCE", "WHY")
 
 
 def held_rows(states: list[PrincipalState]) -> list[list[Any]]:
-    return [
-        [
-            s.subject,
-            ", ".join(p.name for p in s.policies),
-            (s.containment or {}).get("contained-at"),
-            (s.containment or {}).get("reason"),
-        ]
-        for s in states
-    ]
+    rows = []
+    for s in states:
+        verdict = s.verdict if s.ledger is not None and s.ledger.held else None
+        since = stamp(verdict.at) if verdict else (s.containment or {}).get("contained-at")
+        why = verdict.reason if verdict else (s.containment or {}).get("reason")
+        hold = verdict.words() if verdict and s.hold in ("partial", "failed") else s.hold
+        rows.append([s.subject, hold, ", ".join(p.name for p in s.policies), since, why])
+    return rows
 
 
 def held_text(states: list[PrincipalState]) -> str:
@@ -166,6 +207,12 @@ def audit_text(report: Any, *, inventory: bool = True) -> str:
         users = f"{report.users} user{'' if report.users == 1 else 's'}"
         lines += [f"Access keys ({len(report.keys)} on {users}):", table(AUDIT_KEY_HEADERS, rows), ""]
     lines += [f"Findings ({len(report.findings)}):", table(FINDING_HEADERS, finding_rows(report))]
+    if report.held:
+        lines += [
+            "",
+            "Held principals are read from IAM only (keyguard's policies and tag mirror), not the stack's ledger:"
+            " `keyguard status` says whether each hold is complete, who contained it and why.",
+        ]
     if report.errors:
         lines += ["", "INCOMPLETE, these checks could not run:"] + [f"  - {e}" for e in report.errors]
     lines += ["", f"Summary: {report.summary}"]

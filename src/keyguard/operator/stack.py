@@ -5,6 +5,10 @@ protected and exempt principals, its own roles, topic, ledger table and deny-all
 refuses what the stack protects, and every command notifies the stack's topic, without anyone exporting
 environment variables. `--stack NAME` chooses the stack (default `keyguard`).
 
+IAM is global: a region only says where the stack's settings, ledger and topic live. The stack is looked for
+in the clients' region (--region, or the profile's) and then in us-east-1, where the README deploys it, so
+that `--region eu-west-1` never silently drops the stack (its protected principals, ledger, boundary, topic).
+
 The parameter is configuration written by CloudFormation, not evidence: the output names its version
 and when it changed, so that an edit by hand shows. The functions never read it."""
 
@@ -19,6 +23,7 @@ from keyguard.aws import error_code
 from keyguard.operator.clients import OperatorError
 
 DEFAULT_STACK = "keyguard"
+README_REGION = "us-east-1"  # samconfig.toml and the README deploy the stack here
 PARAMETER = "/keyguard/{stack}/settings"
 READ_PERMISSIONS = ("ssm:GetParameter",)
 # JSON field -> the environment variable the functions get from the same stack parameter
@@ -43,6 +48,7 @@ class StackSettings:
     values: dict[str, str] = field(default_factory=dict)  # only the fields in ENVIRONMENT, as strings
     version: int | None = None
     modified: datetime | None = None
+    region: str | None = None  # where the parameter (and so the stack's ledger table) was found
 
     def get(self, name: str) -> str | None:
         return self.values.get(name) or None
@@ -54,32 +60,80 @@ class StackSettings:
     def line(self) -> str:
         when = f", changed {self.modified:%Y-%m-%dT%H:%M:%SZ}" if self.modified else ""
         version = f" version {self.version}" if self.version else ""
-        return f"stack {self.stack} (SSM {self.parameter}{version}{when})"
+        where = f" in {self.region}" if self.region else ""
+        return f"stack {self.stack}{where} (SSM {self.parameter}{version}{when})"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"stack": self.stack, "parameter": self.parameter, "version": self.version, **self.values}
+        return {
+            "stack": self.stack,
+            "region": self.region,
+            "parameter": self.parameter,
+            "version": self.version,
+            **self.values,
+        }
+
+
+@dataclass(frozen=True)
+class Search:
+    """Where a stack was looked for: the refusals and the notes name it."""
+
+    stack: str
+    parameter: str
+    regions: tuple[str, ...]
+    named: bool  # --stack NAME was given
+
+    def where(self) -> str:
+        return f"SSM {self.parameter} in {' and '.join(self.regions)}"
+
+
+def regions_for(region: str) -> tuple[str, ...]:
+    """The clients' region, then us-east-1 (same partition only: a China or GovCloud account has no us-east-1)."""
+    if region == README_REGION or region.startswith(("cn-", "us-gov-", "us-iso")):
+        return (region,)
+    return (region, README_REGION)
+
+
+def find(clients: Any, stack: str | None) -> tuple[StackSettings | None, Search]:
+    """The stack's settings, looked for in each region of regions_for(clients.region); None when in none."""
+    name = stack or DEFAULT_STACK
+    search = Search(name, PARAMETER.format(stack=name), regions_for(clients.region), stack is not None)
+    for region in search.regions:
+        found = _read(clients, search.parameter, region)
+        if found is not None:
+            return _settings(name, search.parameter, found, region), search
+    return None, search
 
 
 def read(clients: Any, stack: str | None) -> StackSettings | None:
     """The stack's settings. `stack` None means the default stack, which may not be deployed (None then);
     a stack named with --stack must exist."""
-    name = stack or DEFAULT_STACK
-    parameter = PARAMETER.format(stack=name)
+    found, search = find(clients, stack)
+    if found is None and search.named:
+        raise OperatorError(not_found(search))
+    return found
+
+
+def not_found(search: Search) -> str:
+    if search.named:
+        return f"no keyguard stack named {search.stack!r} in this account ({search.where()} not found)"
+    return f"no keyguard stack found ({search.where()} not found)"
+
+
+def _read(clients: Any, parameter: str, region: str) -> dict[str, Any] | None:
     try:
-        found = clients.get("ssm").get_parameter(Name=parameter)["Parameter"]
+        return clients.get("ssm", region).get_parameter(Name=parameter)["Parameter"]
     except Exception as e:
         if error_code(e) == "ParameterNotFound":
-            if stack is None:
-                return None
+            return None
+        if error_code(e) in ("AccessDeniedException", "AccessDenied"):
             raise OperatorError(
-                f"no keyguard stack named {name!r} in this account and region (SSM parameter {parameter} not found)"
-            ) from e
-        if error_code(e) in ("AccessDeniedException", "AccessDenied") and stack is None:
-            raise OperatorError(
-                f"cannot read the stack's settings ({parameter}: AccessDenied): grant ssm:GetParameter on it "
-                "(docs/operator.md), so that the command knows what the stack protects"
+                f"cannot read the stack's settings ({parameter} in {region}: AccessDenied): grant ssm:GetParameter "
+                "on it (docs/operator.md), so that the command knows what the stack protects"
             ) from e
         raise
+
+
+def _settings(name: str, parameter: str, found: dict[str, Any], region: str) -> StackSettings:
     try:
         doc = json.loads(found["Value"])
         if not isinstance(doc, dict):
@@ -87,4 +141,4 @@ def read(clients: Any, stack: str | None) -> StackSettings | None:
     except ValueError as e:
         raise OperatorError(f"the stack's settings ({parameter}) are not keyguard's JSON: {e}") from e
     values = {k: str(v) for k, v in doc.items() if k in ENVIRONMENT and v not in (None, "")}
-    return StackSettings(name, parameter, values, found.get("Version"), found.get("LastModifiedDate"))
+    return StackSettings(name, parameter, values, found.get("Version"), found.get("LastModifiedDate"), region)
