@@ -665,7 +665,7 @@ def _hold_then_undo(env: Environment, seeded: Seeded) -> None:
 
 
 def _contain_first(env: Environment, held: Seeded) -> None:
-    (rule,) = [r for r in load_rules() if r.function == "GuardDutyFunction"]
+    (rule,) = route(held.event, load_rules())  # the finding's own rule, as EventBridge would deliver it
     inv = invoke(env, rule, held.event)
     if inv.error:
         raise KeyguardError(f"the emulator could not hold the principal first: {inv.error}")
