@@ -445,7 +445,7 @@ def _verdict(e: BaseException, batch: list[dict[str, Any]], reread: bool) -> str
         return "again"
     if code != "TransactionCanceledException":
         return "failed"
-    reasons = [str((r or {}).get("Code") or "None") for r in getattr(e, "response", {}).get("CancellationReasons", [])]
+    reasons = [str(r.get("Code") or "None") for r in _cancellation_reasons(e)]
     if len(reasons) != len(batch):
         return "failed"  # no reasons, or not one per item: nothing to go by
     entry_first = "Put" in batch[0] and batch[0]["Put"]["Item"].get("sk", {}).get("S", "").startswith("entry#")
@@ -459,9 +459,16 @@ def _verdict(e: BaseException, batch: list[dict[str, Any]], reread: bool) -> str
     return "failed"
 
 
+def _cancellation_reasons(e: BaseException) -> list[Any]:
+    """A TransactionCanceledException's CancellationReasons (botocore puts them in the error response)."""
+    response = getattr(e, "response", None)  # None on transport errors (botocore's timeouts carry one)
+    found = response.get("CancellationReasons") if isinstance(response, dict) else None
+    return [r if isinstance(r, dict) else {} for r in found] if isinstance(found, list) else []
+
+
 def _reasons(e: BaseException) -> str:
-    found = getattr(e, "response", {}).get("CancellationReasons") if hasattr(e, "response") else None
-    return f" (reasons: {', '.join(str((r or {}).get('Code') or 'None') for r in found)})" if found else ""
+    found = _cancellation_reasons(e)
+    return f" (reasons: {', '.join(str(r.get('Code') or 'None') for r in found)})" if found else ""
 
 
 def _backoff(attempt: int) -> float:
