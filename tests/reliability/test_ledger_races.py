@@ -14,6 +14,7 @@ conflicts; the deterministic ones inject them at botocore's seam.
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -94,17 +95,11 @@ def test_a_transaction_still_cancelled_after_the_bound_is_a_loud_failure(
     assert type(inv.error).__name__ == "ResponseFailed" and "ledger" in str(inv.error)
     (doc,) = _docs(env)
     assert doc["outcome"] == "failed"
-    assert "TransactionConflict" in json_text(doc) and f"after {WRITE_ATTEMPTS} attempts" in json_text(doc)
+    assert "TransactionConflict" in json.dumps(doc) and f"after {WRITE_ATTEMPTS} attempts" in json.dumps(doc)
     assert _history(env) == []
     # the containment itself holds: the ledger is written after every deny layer
     alice = world.iam_state()["user/alice"]
     assert alice["keys"][key] == "Inactive" and QUARANTINE_POLICY in alice["policies"]
-
-
-def json_text(doc: dict[str, Any]) -> str:
-    import json
-
-    return json.dumps(doc)
 
 
 def test_a_write_whose_answer_was_lost_is_in_the_history_once(stage: world.Stage, monkeypatch) -> None:
