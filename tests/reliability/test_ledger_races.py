@@ -328,3 +328,22 @@ def test_two_triggers_for_one_user_at_once_both_end_contained_with_one_history(s
     assert QUARANTINE_POLICY in alice["policies"]
     # never a FAILED notice (the operator's contain announces through its own command, not here)
     assert {d["outcome"] for d in _docs(env)} == {"contained"}
+
+
+def test_a_tag_mirror_that_loses_a_race_is_not_a_failed_containment(stage: world.Stage) -> None:
+    """Two containments tag one user at once; IAM refuses one TagUser with ConcurrentModification (HTTP
+    409). The tags only mirror the ledger for humans: the containment is contained, and says so."""
+    env, seeded = _seed(stage, "guardduty-iam-user.json")
+    key = seeded.replaced["AKIAIOSFODNN7EXAMPLE"]
+    lost = faults.Fault(env.clients.iam, "TagUser", "ConcurrentModification", status=409)
+    try:
+        inv = world.invoke(env, "guardduty", seeded.event)
+    finally:
+        lost.remove()
+    assert lost.calls >= 1
+    assert inv.error is None, repr(inv.error)
+    (response,) = inv.result["responses"]
+    assert response["outcome"] == "contained"
+    assert _history(env) == [("contained", response["incident"])]
+    assert [d["outcome"] for d in _docs(env)] == ["contained"]
+    assert world.iam_state()["user/alice"]["keys"][key] == "Inactive"
