@@ -256,3 +256,164 @@ class RandomFault:
 
     def remove(self) -> None:
         self._emitter.unregister(self._event, unique_id=f"random-fault-{id(self)}")
+
+
+# ------------------------------------------------------------------------- moto in process, several threads
+
+TRANSACT_WRITE = "DynamoDB_20120810.TransactWriteItems"
+
+
+class SerialEmulator:
+    """Makes in-process moto safe for tests that run containers in threads, and as strict as DynamoDB
+    about transactions that overlap.
+
+    moto's backends are not thread-safe: its TransactWriteItems deep-copies the tables, applies the items
+    and restores the copy on failure, so a second thread writing meanwhile either breaks the copy
+    ("dictionary changed size during iteration") or is undone by the restore. Real services serialise
+    each item's writes. Here one lock serialises moto's handling of every request (the before-send seam
+    where moto answers botocore), so each call is atomic as it is against AWS.
+
+    DynamoDB also cancels a TransactWriteItems that touches an item another transaction is still writing
+    (TransactionCanceledException, CancellationReasons Code `TransactionConflict` for the contested items,
+    `None` for the others). With the lock alone, moto would never do that: here a transaction counts as in
+    flight from the moment it reaches the seam (waiting for the lock included) until moto has answered,
+    and one that arrives meanwhile naming one of its items is cancelled the way DynamoDB cancels it, so
+    keyguard's own handling of conflicts runs in every concurrent test. `conflicts` counts them."""
+
+    _installed: SerialEmulator | None = None
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()  # re-entrant: a moto handler that calls another service is not stuck
+        self._flight = threading.Lock()
+        self._in_flight: dict[tuple[str, str], int] = {}
+        self.conflicts = 0
+        self.transactions = 0
+
+    @classmethod
+    def install(cls) -> SerialEmulator:
+        """Once per process, for every client (moto's stubber is one object botocore calls for all)."""
+        if cls._installed is None:
+            from moto.core.botocore_stubber import BotocoreStubber
+
+            serial = cls()
+            answer = BotocoreStubber.__call__
+
+            def call(stubber: Any, event_name: str, request: Any, **kwargs: Any) -> Any:
+                if not stubber.enabled:
+                    return None
+                return serial.handle(lambda: answer(stubber, event_name, request, **kwargs), request)
+
+            BotocoreStubber.__call__ = call  # type: ignore[method-assign]
+            cls._installed = serial
+        return cls._installed
+
+    def handle(self, answer: Any, request: Any) -> Any:
+        keys = self._items(request)
+        if keys:
+            with self._flight:
+                self.transactions += 1
+                contested = [k in self._in_flight for k in keys]
+                if any(contested):
+                    self.conflicts += 1
+                    return _conflict(request, contested)
+                for k in keys:
+                    self._in_flight[k] = self._in_flight.get(k, 0) + 1
+        try:
+            with self.lock:
+                return answer()
+        finally:
+            if keys:
+                with self._flight:
+                    for k in keys:
+                        self._in_flight[k] -= 1
+                        if not self._in_flight[k]:
+                            del self._in_flight[k]
+
+    @staticmethod
+    def _items(request: Any) -> list[tuple[str, str]]:
+        """The (table, key) of every item a TransactWriteItems request names, in request order."""
+        target = request.headers.get("X-Amz-Target")
+        if isinstance(target, bytes):
+            target = target.decode()
+        if target != TRANSACT_WRITE:
+            return []
+        body = request.body
+        try:
+            parsed = json.loads(body.decode() if isinstance(body, bytes) else body or "{}")
+        except ValueError:
+            return []
+        out = []
+        for item in parsed.get("TransactItems", []):
+            spec = next(iter(item.values()), {})
+            key = spec.get("Key") or {n: spec.get("Item", {}).get(n) for n in ("pk", "sk", "id")}
+            out.append((spec.get("TableName", ""), json.dumps({k: v for k, v in key.items() if v}, sort_keys=True)))
+        return out
+
+
+def _conflict(request: Any, contested: list[bool]) -> AWSResponse:
+    """DynamoDB's answer to a transaction that overlaps another one in flight (its documented shape)."""
+    reasons = [
+        {"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item."} if c else {"Code": "None"}
+        for c in contested
+    ]
+    codes = ", ".join(r["Code"] for r in reasons)
+    body = json.dumps(
+        {
+            "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+            "message": f"Transaction cancelled, please refer cancellation reasons for specific reasons [{codes}]",
+            "CancellationReasons": reasons,
+        }
+    )
+    headers = {"Content-Type": "application/x-amz-json-1.0", "x-amzn-ErrorType": "TransactionCanceledException"}
+    return AWSResponse(request.url, 400, headers, RawBody(body.encode()))
+
+
+def transaction_conflict(client: Any, times: int | None = None, contested: tuple[int, ...] = (1,)) -> Fault:
+    """Cancel `client`'s TransactWriteItems `times` times as DynamoDB cancels a transaction that conflicts
+    with another in flight: TransactionCanceledException with one CancellationReason per item of the
+    request, `TransactionConflict` at the `contested` positions (default: the item after the history
+    entry, the principal's state), `None` elsewhere."""
+    fault = Fault(client, "TransactWriteItems", "TransactionCanceledException", times=times)
+
+    def answer(request: Any, **_: Any) -> AWSResponse | None:
+        with fault._lock:
+            if fault.left is not None and fault.left <= 0:
+                return None
+            fault.calls += 1
+            if fault.left is not None:
+                fault.left -= 1
+        n = len(json.loads(request.body).get("TransactItems", []))
+        at = [i for i in contested if i < n] or [0]  # a lone history entry: the entry itself
+        request.url = "https://fault-injected.invalid/"
+        return _conflict(request, [i in at for i in range(n)])
+
+    client.meta.events.unregister(fault.event, unique_id="fault-TransactWriteItems")
+    client.meta.events.register_first(fault.event, answer, unique_id="fault-TransactWriteItems")
+    return fault
+
+
+class LostAnswer:
+    """The service acts on `operation` (moto, in process), but its answer is lost on the way back (a read
+    timeout), `times` times: botocore sends the same request again, as it does against AWS after a
+    timeout. What a caller then sees shows whether its write is idempotent."""
+
+    def __init__(self, client: Any, operation: str, times: int = 1) -> None:
+        self.client, self.left, self.calls = client, times, 0
+        self.event = f"before-send.{client.meta.service_model.service_id.hyphenize()}.{operation}"
+        self._lock = threading.Lock()
+        client.meta.events.register_first(self.event, self._answer, unique_id=f"lost-{operation}")
+
+    def _answer(self, request: Any, event_name: str = "", **_: Any) -> None:
+        with self._lock:
+            if self.left <= 0:
+                return None
+            self.left -= 1
+            self.calls += 1
+        from moto.core.models import botocore_stubber
+
+        botocore_stubber(event_name=event_name, request=request)  # the service acts; its answer is dropped
+        url, request.url = request.url, "https://fault-injected.invalid/"
+        raise ReadTimeoutError(endpoint_url=url, error="injected: the answer was lost")
+
+    def remove(self) -> None:
+        self.client.meta.events.unregister(self.event, unique_id=f"lost-{self.event.rsplit('.', 1)[-1]}")

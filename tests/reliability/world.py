@@ -72,9 +72,11 @@ def saved_environ() -> Iterator[None]:
 def emulated() -> Iterator[Any]:
     """A fresh in-process moto account set up as the stack is (topic + SQS subscriber, idempotency table,
     investigation queue where the stack has one). Never reaches a real account: fake credentials, no
-    endpoint override."""
+    endpoint override. Safe for containers in threads (tests.faults.SerialEmulator)."""
     from keyguard.local.emulator import emulated_account
+    from tests.faults import SerialEmulator
 
+    SerialEmulator.install()  # containers in threads: moto serialised, overlapping transactions cancelled
     with saved_environ():
         for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
             os.environ.pop(var, None)

@@ -17,6 +17,26 @@ principal. History entries are also in the `history` index (`gpk` = "history", `
 `keyguard history --since`.
 
 Every write of one event is one TransactWriteItems call: the history entry and the states land together.
+
+Two writers at once. Several containments of one principal arrive together in a real leak (GuardDuty,
+Health, AWS's own quarantine, Trusted Advisor, CreateAccessKey, the tamper watch, an operator's
+`keyguard contain`), and each writes the same `state` items. DynamoDB documents (TransactWriteItems,
+TransactionCanceledException in its API reference) that it cancels a transaction when "an ongoing operation
+is in the process of updating the same item": TransactionCanceledException, whose CancellationReasons hold
+one entry per item in request order, Code `TransactionConflict` ("Transaction is ongoing for the item") for
+the contested ones, `None` for the others; `ThrottlingError` and `ProvisionedThroughputExceeded` are the
+other reasons that say "try again shortly". A cancelled transaction wrote nothing, so `_write` sends it
+again (a bounded number of times, with jittered backoff) rather than report a containment that holds as
+failed. Each write stays idempotent so that sending it again is safe:
+
+- the states are SET, SET if_not_exists and ADD of string sets: applying them twice is applying them once;
+- the history entry's sort key is made once per write (time, a per-process sequence, a random part), so
+  every attempt of one write puts the same key under `attribute_not_exists`. If an earlier attempt did land
+  (its answer lost: botocore retries a timed-out call, and moto ignores the ClientRequestToken with which
+  DynamoDB itself makes those retries idempotent), the entry's condition fails, and since a transaction
+  lands whole, its states landed with it: the write is done, and the history shows it once;
+- a write built from a read (`released()` un-holds the keys it read) reads again before each attempt, and
+  its update is conditional on what it read, so a containment that added a key in between is not missed.
 """
 
 from __future__ import annotations
@@ -38,6 +58,19 @@ KINDS = (USER, ROLE)
 
 
 _SEQUENCE = itertools.count()
+
+# How many times one ledger write is sent when DynamoDB cancels it for a conflict or throttling. Seven
+# triggers can contain one principal at the same moment (see above), so a writer can lose to each of the
+# six others once: eight attempts outlast that, with backoff between them of at most
+# 0.05 + 0.1 + 0.2 + 0.4 + 0.8 + 0.8 + 0.8 = 3.15 s (full jitter: a random share of each step), well inside
+# the functions' 60 s timeout. Containment is already in place by then (the ledger is written after the
+# deny layers); a write still cancelled after the last attempt is reported as failed, never dropped.
+WRITE_ATTEMPTS = 8
+_BACKOFF_BASE, _BACKOFF_CAP = 0.05, 0.8
+# CancellationReasons codes that mean "nothing was written; the same write may succeed shortly"
+_AGAIN = frozenset({"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"})
+# top-level errors of the same kind that botocore's standard retries gave up on (it retries them itself)
+_AGAIN_ERRORS = frozenset({"TransactionInProgressException"})
 
 
 class LedgerError(Exception):
@@ -151,6 +184,7 @@ class Ledger:
     def __init__(self, table: str | None, client: Any) -> None:
         self.table = table
         self.client = client
+        self.retried = 0  # attempts sent again after DynamoDB cancelled them (conflicts, throttling)
 
     @property
     def enabled(self) -> bool:
@@ -299,17 +333,28 @@ class Ledger:
         detail: dict[str, Any] | None = None,
     ) -> None:
         """A release through `keyguard release`: the principal and its keys are no longer held; leaked
-        keys stay leaked; the replaced boundary is forgotten once restored (the caller restored it)."""
-        record = self.principal(kind, name)
-        items = [self._entry_item("released", kind, name, at, actor, reason, incident, detail or {})]
-        update = _Update(principal_pk(kind, name)).set("held", {"BOOL": False}).set("released_at", _s(stamp(at) or ""))
-        update.set("kind", _s(kind)).set("name", _s(name))
-        for attr in ("contained_at", "layers", "replaced_boundary"):
-            update.remove(attr)
-        items.append(update.item(self.table))
-        for key in record.keys if record else ():
-            items.append(_Update(f"key#{key}").set("held", {"BOOL": False}).item(self.table))
-        self._write(items)
+        keys stay leaked; the replaced boundary is forgotten once restored (the caller restored it).
+
+        The keys to un-hold come from the record, read again before every attempt; the write holds only
+        if the record still has as many keys as read (keyguard only ever adds keys), so a containment that
+        added one in between makes this read again rather than leave that key held."""
+        entry = self._entry_item("released", kind, name, at, actor, reason, incident, detail or {})
+
+        def build() -> list[dict[str, Any]]:
+            record = self.principal(kind, name)
+            keys = record.keys if record else ()
+            items = [entry]
+            update = _Update(principal_pk(kind, name)).set("held", {"BOOL": False})
+            update.set("released_at", _s(stamp(at) or "")).set("kind", _s(kind)).set("name", _s(name))
+            for attr in ("contained_at", "layers", "replaced_boundary"):
+                update.remove(attr)
+            update.unchanged_count("keys", len(keys))
+            items.append(update.item(self.table))
+            for key in keys:
+                items.append(_Update(f"key#{key}").set("held", {"BOOL": False}).item(self.table))
+            return items
+
+        self._write(build, reread=True)
 
     def note(
         self,
@@ -359,14 +404,84 @@ class Ledger:
             item["incident"] = _s(incident)
         return {"Put": {"TableName": self.table, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}}
 
-    def _write(self, items: list[dict[str, Any]]) -> None:
+    def _write(self, items: list[dict[str, Any]] | Any, *, reread: bool = False) -> None:
+        """Send the write (`items`, or a function that builds them from a fresh read, called before each
+        attempt) as TransactWriteItems, again while DynamoDB cancels it for a conflict or throttling (see
+        the module's documentation); LedgerError once it fails otherwise or WRITE_ATTEMPTS are spent.
+        `reread`: a condition the build put on what it read may fail; read and build again."""
         if not self.table:
             raise LedgerError("no ledger table configured (KEYGUARD_LEDGER_TABLE)")
-        try:
-            for start in range(0, len(items), 100):  # TransactWriteItems takes at most 100
-                self.client.transact_write_items(TransactItems=items[start : start + 100])
-        except Exception as e:
-            raise LedgerError(f"ledger write failed: {_code(e)}") from e
+        build = items if callable(items) else (lambda: items)
+        batch = build()
+        if len(batch) > 100:  # TransactWriteItems takes at most 100: one transaction per hundred
+            for start in range(0, len(batch), 100):
+                part = batch[start : start + 100]
+                self._write(part)
+            return
+        attempt = 1
+        while True:
+            try:
+                self.client.transact_write_items(TransactItems=batch)
+                return
+            except Exception as e:
+                verdict = _verdict(e, batch, reread)
+                if verdict == "written":
+                    return
+                if verdict != "again" or attempt >= WRITE_ATTEMPTS:
+                    tries = f" after {attempt} attempts" if attempt > 1 else ""
+                    raise LedgerError(f"ledger write failed{tries}: {_code(e)}{_reasons(e)}") from e
+            self.retried += 1
+            _sleep(_backoff(attempt))
+            attempt += 1
+            batch = build()
+
+
+def _verdict(e: BaseException, batch: list[dict[str, Any]], reread: bool) -> str:
+    """'written' (an earlier attempt landed), 'again' (nothing was written; send it again) or 'failed'."""
+    from keyguard.aws import error_code
+
+    code = error_code(e)
+    if code in _AGAIN_ERRORS:
+        return "again"
+    if code != "TransactionCanceledException":
+        return "failed"
+    reasons = [str(r.get("Code") or "None") for r in _cancellation_reasons(e)]
+    if len(reasons) != len(batch):
+        return "failed"  # no reasons, or not one per item: nothing to go by
+    entry_first = "Put" in batch[0] and batch[0]["Put"]["Item"].get("sk", {}).get("S", "").startswith("entry#")
+    if entry_first and reasons[0] == "ConditionalCheckFailed":
+        return "written"  # this write's own entry key is there: its transaction landed whole
+    failing = {r for r in reasons if r != "None"}
+    if failing and failing <= _AGAIN:
+        return "again"
+    if reread and failing == {"ConditionalCheckFailed"}:
+        return "again"  # what the build read has changed: read it again
+    return "failed"
+
+
+def _cancellation_reasons(e: BaseException) -> list[Any]:
+    """A TransactionCanceledException's CancellationReasons (botocore puts them in the error response)."""
+    response = getattr(e, "response", None)  # None on transport errors (botocore's timeouts carry one)
+    found = response.get("CancellationReasons") if isinstance(response, dict) else None
+    return [r if isinstance(r, dict) else {} for r in found] if isinstance(found, list) else []
+
+
+def _reasons(e: BaseException) -> str:
+    found = _cancellation_reasons(e)
+    return f" (reasons: {', '.join(str(r.get('Code') or 'None') for r in found)})" if found else ""
+
+
+def _backoff(attempt: int) -> float:
+    """Full jitter: writers that collided do not collide again on the same schedule."""
+    import random
+
+    return random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2 ** (attempt - 1)))  # noqa: S311 - not a secret
+
+
+def _sleep(seconds: float) -> None:
+    import time
+
+    time.sleep(seconds)
 
 
 class _Update:
@@ -377,6 +492,7 @@ class _Update:
         self.names: dict[str, str] = {}
         self.values: dict[str, Any] = {}
         self.clauses: dict[str, list[str]] = {"SET": [], "ADD": [], "REMOVE": []}
+        self.condition: str | None = None
 
     def _alias(self, attr: str, value: Any = None) -> tuple[str, str]:
         n = len(self.names)
@@ -404,6 +520,15 @@ class _Update:
         self.clauses["REMOVE"].append(self._alias(attr)[0])
         return self
 
+    def unchanged_count(self, attr: str, count: int) -> _Update:
+        """Write only if the string set `attr` still has `count` members (none: absent)."""
+        if count == 0:
+            self.condition = f"attribute_not_exists({self._alias(attr)[0]})"
+        else:
+            name, val = self._alias(attr, {"N": str(count)})
+            self.condition = f"size({name}) = {val}"
+        return self
+
     def item(self, table: str | None) -> dict[str, Any]:
         expression = " ".join(f"{verb} {', '.join(parts)}" for verb, parts in self.clauses.items() if parts)
         update: dict[str, Any] = {
@@ -414,6 +539,8 @@ class _Update:
         }
         if self.values:
             update["ExpressionAttributeValues"] = self.values
+        if self.condition:
+            update["ConditionExpression"] = self.condition
         return {"Update": update}
 
 
