@@ -36,7 +36,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -161,19 +160,11 @@ def stack_environment(env: Any, mode: str) -> dict[str, str]:
     return {"KEYGUARD_MODE": mode, **env.stack_variables(), **env.watch_variables()}
 
 
-@contextmanager
-def own_keyguard_variables() -> Iterator[None]:
-    """Each event meets its own emulated stack in this process too: no KEYGUARD_* variable of the previous
-    event's (the emulator only sets those a test has not set), and the process's own back afterwards."""
-    saved = {n: v for n, v in os.environ.items() if n.startswith("KEYGUARD_")}
-    for n in saved:
-        os.environ.pop(n)
-    try:
-        yield
-    finally:
-        for n in [n for n in os.environ if n.startswith("KEYGUARD_")]:
-            os.environ.pop(n)
-        os.environ.update(saved)
+def own_keyguard_variables() -> Any:
+    """Each event meets its own emulated stack in this process too (the demo's own context manager)."""
+    from keyguard.local import emulator
+
+    return emulator.own_stack_environment()
 
 
 # ---------------------------------------------------------------- one event, both ways

@@ -229,6 +229,21 @@ def emulated_account(endpoint_url: str | None = None, account: str | None = None
                 os.environ[name] = value
 
 
+@contextmanager
+def own_stack_environment() -> Iterator[None]:
+    """Each event meets its own emulated stack: no KEYGUARD_* variable of the previous event's (invoke sets
+    only those a caller has not set), and the process gets its own back afterwards."""
+    saved = {n: v for n, v in os.environ.items() if n.startswith("KEYGUARD_")}
+    for n in saved:
+        os.environ.pop(n)
+    try:
+        yield
+    finally:
+        for n in [n for n in os.environ if n.startswith("KEYGUARD_")]:
+            os.environ.pop(n)
+        os.environ.update(saved)
+
+
 def rehearsal_account() -> str:
     """A 12-digit account id for one rehearsal over the wire (never moto's default 123456789012)."""
     return "9" + f"{uuid.uuid4().int % 10**11:011d}"

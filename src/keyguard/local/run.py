@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +64,7 @@ def _run(args: Any, error_document: Any) -> int:
         tester = _aws_tester() if args.aws_patterns else None
         expected = _expected(files[0].parent) if args.mode == "enforce" else {}
         for path, event in events:
-            with _stack_environment():
+            with emulator.own_stack_environment():
                 doc = _run_one(emulator, rules, path, event, args, tester, text)
             _compare(doc, expected.get(path.name), text)
             out.append(doc)
@@ -115,22 +113,6 @@ def _compare(doc: dict[str, Any], wanted: dict[str, list[str]] | None, text: boo
     doc["unexpected"], doc["why"] = bool(why), "; ".join(why)
     if why and text:
         print(f"    UNEXPECTED: {doc['why']}")
-
-
-@contextmanager
-def _stack_environment() -> Iterator[None]:
-    """Each event meets its own emulated stack: the variables one event's stack set are gone before the
-    next, and the process gets back the environment it had."""
-    names = [n for n in os.environ if n.startswith("KEYGUARD_")]
-    saved = {n: os.environ[n] for n in names}
-    for n in names:
-        os.environ.pop(n)
-    try:
-        yield
-    finally:
-        for n in [n for n in os.environ if n.startswith("KEYGUARD_")]:
-            os.environ.pop(n)
-        os.environ.update(saved)
 
 
 def _fail(args: Any, message: str, code: int, error_document: Any) -> int:
