@@ -26,7 +26,8 @@ def run(args: Any) -> int:
     handlers_log = logging.getLogger("keyguard")  # the handlers' powertools Logger (service keyguard)
     level = handlers_log.level
     if not args.verbose:
-        os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+        # the report says what the functions did; their log lines (stderr) only when they fail, or --verbose
+        os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
     from keyguard.local import emulator
 
     emulator.LOGS_TO_STDERR = True
