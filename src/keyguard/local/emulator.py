@@ -196,37 +196,44 @@ def fake_credentials(account: str | None = None) -> None:
 def emulated_account(endpoint_url: str | None = None, account: str | None = None) -> Iterator[Environment]:
     """A fresh in-process moto account, or an account of its own behind an AWS-compatible endpoint
     (`keyguard emulator`): a rehearsal never meets the users an earlier run or another tool left there."""
-    from keyguard.aws import Clients
     from keyguard.local import service
 
     service.install()  # what moto lacks (boundaries, LookupEvents, quotas), in moto's own service layer
     saved = {k: os.environ.get(k) for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID")}
     os.environ.pop("AWS_ENDPOINT_URL", None)
     try:
-        if endpoint_url:
-            account = account or rehearsal_account()
-            fake_credentials(account)
-            os.environ["AWS_ENDPOINT_URL"] = endpoint_url  # boto3 sends every client there
-            yield _provision(Clients(_session()), account, endpoint_url)
-            return
-        from moto import mock_aws
-
-        fake_credentials()
-        # moto loads ~1,200 default AMIs into every region's EC2 backend (0.7 s each); the emulator needs none
-        amis = os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
-        try:
-            with mock_aws():
-                service.reset()
-                yield _provision(Clients(_session()), ACCOUNT, None)
-        finally:
-            if amis == "false" and os.environ.get("MOTO_EC2_LOAD_DEFAULT_AMIS") == "false":
-                os.environ.pop("MOTO_EC2_LOAD_DEFAULT_AMIS", None)
+        with service.quotas_enforced():
+            yield from _account(endpoint_url, account)
     finally:
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def _account(endpoint_url: str | None, account: str | None) -> Iterator[Environment]:
+    from keyguard.aws import Clients
+    from keyguard.local import service
+
+    if endpoint_url:
+        account = account or rehearsal_account()
+        fake_credentials(account)
+        os.environ["AWS_ENDPOINT_URL"] = endpoint_url  # boto3 sends every client there
+        yield _provision(Clients(_session()), account, endpoint_url)
+        return
+    from moto import mock_aws
+
+    fake_credentials()
+    # moto loads ~1,200 default AMIs into every region's EC2 backend (0.7 s each); the emulator needs none
+    amis = os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+    try:
+        with mock_aws():
+            service.reset()
+            yield _provision(Clients(_session()), ACCOUNT, None)
+    finally:
+        if amis == "false" and os.environ.get("MOTO_EC2_LOAD_DEFAULT_AMIS") == "false":
+            os.environ.pop("MOTO_EC2_LOAD_DEFAULT_AMIS", None)
 
 
 @contextmanager

@@ -69,6 +69,7 @@ class Emulator:
         self.host, self.port = host, port
         self._server: Any = None
         self._thread: threading.Thread | None = None
+        self._quotas = service.quotas_enforced()
 
     @property
     def url(self) -> str:
@@ -79,6 +80,7 @@ class Emulator:
         from werkzeug.serving import make_server
 
         service.install()
+        self._quotas.__enter__()  # IAM's quotas for as long as it serves
         app = _Admin(DomainDispatcherApplication(create_backend_app))
         self._server = make_server(self.host, self.port, app, threaded=True)
         self.port = self._server.server_address[1]
@@ -92,6 +94,7 @@ class Emulator:
             self._server.server_close()
         if self._thread is not None:
             self._thread.join(timeout=10)
+            self._quotas.__exit__(None, None, None)
         self._server = self._thread = None
 
     def __enter__(self) -> Emulator:

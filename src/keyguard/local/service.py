@@ -21,11 +21,14 @@ from __future__ import annotations
 import json
 import re
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from keyguard.local.quotas import Limits, policy_size
 
 _installed = False
+_enforcing = 0  # how many emulated accounts and emulator servers are open: quotas apply while any is
 _lock = threading.RLock()
 _trails: dict[str, Any] = {}  # account id -> FakeCloudTrail
 LIMITS = Limits()
@@ -45,6 +48,20 @@ def install() -> None:
         _lookup_events()
         _quotas()
         _installed = True
+
+
+@contextmanager
+def quotas_enforced() -> Iterator[None]:
+    """IAM's quotas apply while this is open (the emulated account, `keyguard emulator`). The patches stay
+    in moto for the process; a test of plain moto elsewhere in it still meets moto's own behaviour."""
+    global _enforcing
+    with _lock:
+        _enforcing += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _enforcing -= 1
 
 
 def reset() -> None:
@@ -134,7 +151,7 @@ def _quotas() -> None:
         original = getattr(responses.IamResponse, operation)
 
         def checked(self: Any) -> Any:
-            message = check(self)
+            message = check(self) if _enforcing else None
             if message:
                 raise LimitExceededException(message)
             return original(self)
