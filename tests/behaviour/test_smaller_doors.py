@@ -73,6 +73,9 @@ def test_bidi_and_zero_width_text_reaches_no_copy_of_the_notice(account, monkeyp
 #   calls using CloudTrail" (Subscribe in the list of logged actions; topicArn in its sample records);
 #   allcloud-io/TrustStack-Data-Perimeter-Security-Packages types/cloudtrail-events.d.ts (SNSSubscribeEventDetail).
 #   The attacker's call is Rhino Security's Pacu module sns__subscribe.
+# - SNS `PutDataProtectionPolicy`: requestParameters resourceArn, dataProtectionPolicy (API_PutDataProtectionPolicy
+#   parameters ResourceArn, DataProtectionPolicy; "CloudTrail captures all API calls for SNS as events", same
+#   guide). Not verified against a captured record. moto 5 has no PutDataProtectionPolicy: the event only.
 
 
 def _call(file: str, name: str, request: dict, response: dict | None = None) -> dict:
@@ -137,6 +140,31 @@ def test_a_subscriber_on_another_topic_is_not_keyguard_s(watched: Any) -> None: 
     _, invocations = deliver(watched, event, seed=False)
     assert invocations[0].result["tamper"]["outcome"] == "ignored"
     assert inbox(watched) == []
+
+
+def test_a_data_protection_policy_on_keyguard_s_topic_is_announced(watched: Any) -> None:  # noqa: F811
+    # moto has no PutDataProtectionPolicy: the record alone. A Deny on outbound data makes Publish fail for
+    # every message that matches it (for accounts that used the feature before AWS closed it to new ones).
+    policy = {
+        "Name": "quiet",
+        "Version": "2021-06-01",
+        "Statement": [
+            {
+                "Sid": "deny-all-outbound",
+                "DataDirection": "Outbound",
+                "Principal": ["*"],
+                "DataIdentifier": ["arn:aws:dataprotection::aws:data-identifier/AwsSecretKey"],
+                "Operation": {"Deny": {}},
+            }
+        ],
+    }
+    event = _call(
+        "tamper-unsubscribe.json",
+        "PutDataProtectionPolicy",
+        {"resourceArn": watched.topic_arn, "dataProtectionPolicy": json.dumps(policy)},
+    )
+    doc = _alerted_once_and_not_for_the_deployer(watched, event)
+    assert doc["target"] == {"kind": "topic", "name": watched.topic_arn, "newName": None}
 
 
 def test_the_deployer_fixture_is_the_configured_role() -> None:

@@ -107,6 +107,7 @@ REQUIRED = [
     ("aws.cloudformation", "UpdateStack"),
     # the smaller doors: a reader on the topic, a topic that refuses Publish, retries turned off
     ("aws.sns", "Subscribe"),
+    ("aws.sns", "PutDataProtectionPolicy"),
 ]
 
 

@@ -144,4 +144,10 @@ def _undo_steps(call: Call) -> list[str]:
             "Someone new receives every incident: remove the subscription unless you made it:"
             f" aws sns unsubscribe --subscription-arn {sub} (the endpoint is quoted above)."
         ]
+    if name == "PutDataProtectionPolicy":
+        topic = _arg(call.param("resourceArn"), "<topic ARN>")
+        return [
+            f"Read the policy (aws sns get-data-protection-policy --resource-arn {topic}) and remove what denies"
+            " keyguard's messages; until then keyguard's notices may be refused."
+        ]
     return []

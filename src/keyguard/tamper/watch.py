@@ -170,6 +170,7 @@ WATCHES: tuple[Watch, ...] = (
             "SetSubscriptionAttributes",
             "RemovePermission",
             "Subscribe",  # a new subscriber reads every incident as it happens (Pacu sns__subscribe)
+            "PutDataProtectionPolicy",  # a Deny on outbound data can make every Publish fail
         ),
         "topic",
         "keyguard's notification topic or its subscriptions (who reads every incident, whether Publish works)",
