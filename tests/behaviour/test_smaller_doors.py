@@ -8,10 +8,14 @@ import json
 import unicodedata
 from typing import Any
 
+import pytest
+
 from tests.behaviour.test_more_signals import _chat_inbox
 from tests.behaviour.test_tamper_resources import (
     DEPLOYER,
+    STACK,
     _critical,
+    _function,
     watched,  # noqa: F401 - the fixture the tamper tests share
 )
 from tests.conftest import deliver, inbox, load_event
@@ -76,6 +80,11 @@ def test_bidi_and_zero_width_text_reaches_no_copy_of_the_notice(account, monkeyp
 # - SNS `PutDataProtectionPolicy`: requestParameters resourceArn, dataProtectionPolicy (API_PutDataProtectionPolicy
 #   parameters ResourceArn, DataProtectionPolicy; "CloudTrail captures all API calls for SNS as events", same
 #   guide). Not verified against a captured record. moto 5 has no PutDataProtectionPolicy: the event only.
+# - Lambda `PutFunctionEventInvokeConfig`, `UpdateFunctionEventInvokeConfig`, `DeleteFunctionEventInvokeConfig`:
+#   eventSource lambda.amazonaws.com, requestParameters functionName, maximumRetryAttempts,
+#   maximumEventAgeInSeconds (Lambda API reference; the operations' path is /2019-09-25/functions/.../
+#   event-invoke-config). Lambda logged dated event names until 2021 (events/README.md), so the watch matches
+#   by prefix and the tests use the undated name AWS logs today and a dated one.
 
 
 def _call(file: str, name: str, request: dict, response: dict | None = None) -> dict:
@@ -165,6 +174,46 @@ def test_a_data_protection_policy_on_keyguard_s_topic_is_announced(watched: Any)
     )
     doc = _alerted_once_and_not_for_the_deployer(watched, event)
     assert doc["target"] == {"kind": "topic", "name": watched.topic_arn, "newName": None}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "PutFunctionEventInvokeConfig",
+        "UpdateFunctionEventInvokeConfig",
+        "DeleteFunctionEventInvokeConfig",
+        "PutFunctionEventInvokeConfig20190925",  # a dated name, as Lambda logged until 2021
+    ],
+)
+def test_retries_turned_off_on_a_keyguard_function_are_announced(watched: Any, name: str) -> None:  # noqa: F811
+    lam = watched.clients.get("lambda")
+    function = _function(watched, f"{STACK}-GuardDutyFunction-1A2B3C4D5E6F")
+    request: dict[str, Any] = {"functionName": function}
+    if name.startswith("Delete"):
+        lam.put_function_event_invoke_config(FunctionName=function, MaximumRetryAttempts=2)
+        lam.delete_function_event_invoke_config(FunctionName=function)  # the attacker's call
+    else:
+        request |= {"maximumRetryAttempts": 0, "maximumEventAgeInSeconds": 60}
+        if name.startswith("Update"):  # moto 5 accepts the update but keeps the old values: not read back
+            lam.put_function_event_invoke_config(FunctionName=function, MaximumRetryAttempts=2)
+            lam.update_function_event_invoke_config(
+                FunctionName=function, MaximumRetryAttempts=0, MaximumEventAgeInSeconds=60
+            )
+        else:  # the attacker's call: no retry, a minute's age, no destination
+            lam.put_function_event_invoke_config(
+                FunctionName=function, MaximumRetryAttempts=0, MaximumEventAgeInSeconds=60
+            )
+            assert lam.get_function_event_invoke_config(FunctionName=function)["MaximumRetryAttempts"] == 0
+    event = _call("tamper-put-function-concurrency.json", name, request, None)
+    doc = _alerted_once_and_not_for_the_deployer(watched, event)
+    assert doc["target"]["name"] == function
+
+
+def test_retries_turned_off_on_another_function_are_not_keyguard_s(watched: Any) -> None:  # noqa: F811
+    event = _call("tamper-put-function-concurrency.json", "PutFunctionEventInvokeConfig", {"functionName": "payments"})
+    _, invocations = deliver(watched, event, seed=False)
+    assert invocations[0].result["tamper"]["outcome"] == "ignored"
+    assert inbox(watched) == []
 
 
 def test_the_deployer_fixture_is_the_configured_role() -> None:

@@ -108,6 +108,9 @@ REQUIRED = [
     # the smaller doors: a reader on the topic, a topic that refuses Publish, retries turned off
     ("aws.sns", "Subscribe"),
     ("aws.sns", "PutDataProtectionPolicy"),
+    ("aws.lambda", "PutFunctionEventInvokeConfig"),
+    ("aws.lambda", "UpdateFunctionEventInvokeConfig"),
+    ("aws.lambda", "DeleteFunctionEventInvokeConfig"),
 ]
 
 

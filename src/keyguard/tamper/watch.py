@@ -155,9 +155,14 @@ WATCHES: tuple[Watch, ...] = (
             "CreateEventSourceMapping",
             "UpdateEventSourceMapping",
             "DeleteEventSourceMapping",
+            # asynchronous invocation: 0 retries, a 60 s maximum age and no destination drop every event
+            # EventBridge hands over while the function fails, with nothing kept
+            "PutFunctionEventInvokeConfig",
+            "UpdateFunctionEventInvokeConfig",
+            "DeleteFunctionEventInvokeConfig",
         ),
         "function",
-        "a keyguard function (its code, settings, concurrency or triggers)",
+        "a keyguard function (its code, settings, concurrency, retries or triggers)",
         prefix=True,
     ),
     Watch(
