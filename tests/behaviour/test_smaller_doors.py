@@ -12,6 +12,7 @@ import pytest
 
 from tests.behaviour.test_more_signals import _chat_inbox
 from tests.behaviour.test_tamper_resources import (
+    ATTACKER_IP,
     DEPLOYER,
     STACK,
     _critical,
@@ -85,6 +86,15 @@ def test_bidi_and_zero_width_text_reaches_no_copy_of_the_notice(account, monkeyp
 #   maximumEventAgeInSeconds (Lambda API reference; the operations' path is /2019-09-25/functions/.../
 #   event-invoke-config). Lambda logged dated event names until 2021 (events/README.md), so the watch matches
 #   by prefix and the tests use the undated name AWS logs today and a dated one.
+# - GuardDuty `CreateIPSet` / `UpdateIPSet`: eventSource guardduty.amazonaws.com, eventName as the API
+#   (Panther's AWS.IPSet.Modified rule tests: eventname CreateIPSet / UpdateIPSet, eventsource
+#   guardduty.amazonaws.com); requestParameters detectorId, name, format, location, activate, ipSetId (API
+#   parameters). The attacker's call is Pacu's guardduty__whitelist_ip; GuardDuty's guide: "GuardDuty doesn't
+#   generate findings for IP addresses that are included in IPSets". moto 5 has no IP sets: the event only.
+# - GuardDuty `UpdateFilter`: requestParameters detectorId, filterName, findingCriteria and, only when changed,
+#   action (API_UpdateFilter: Action is optional).
+
+TRUSTED_LIST = "https://s3.amazonaws.com/attacker-bucket/trusted.txt"
 
 
 def _call(file: str, name: str, request: dict, response: dict | None = None) -> dict:
@@ -214,6 +224,48 @@ def test_retries_turned_off_on_another_function_are_not_keyguard_s(watched: Any)
     _, invocations = deliver(watched, event, seed=False)
     assert invocations[0].result["tamper"]["outcome"] == "ignored"
     assert inbox(watched) == []
+
+
+@pytest.mark.parametrize("name", ["CreateIPSet", "UpdateIPSet"])
+def test_a_trusted_ip_list_in_guardduty_is_announced(watched: Any, name: str) -> None:  # noqa: F811
+    # moto has no GuardDuty IP sets: the record alone (Pacu guardduty__whitelist_ip makes this call). Any
+    # detector: GuardDuty's findings concern every deployment, like DeleteDetector.
+    detector = watched.clients.get("guardduty").create_detector(Enable=True)["DetectorId"]
+    request = {"detectorId": detector, "name": "office", "format": "TXT", "location": TRUSTED_LIST, "activate": True}
+    response = {"ipSetId": "0cb0141ab9fbde177613ab9436212e90"}
+    if name == "UpdateIPSet":
+        request = {"detectorId": detector, "ipSetId": response["ipSetId"], "location": TRUSTED_LIST, "activate": True}
+        response = None
+    event = _call("tamper-delete-detector.json", name, request, response)
+    doc = _alerted_once_and_not_for_the_deployer(watched, event)
+    assert doc["target"] == {"kind": "detector", "name": detector, "newName": None}
+    assert TRUSTED_LIST in doc["request"] and doc["actor"]["sourceIPAddress"] == ATTACKER_IP
+    (text,) = [json.loads(m["Message"])["default"] for m in _published(watched, event)]
+    assert f"--detector-id {detector} --ip-set-id 0cb0141ab9fbde177613ab9436212e90 --no-activate" in text
+
+
+def test_an_existing_suppression_rule_given_new_criteria_is_announced(watched: Any) -> None:  # noqa: F811
+    """UpdateFilter of an existing ARCHIVE filter with new criteria and no `action` field (the watch used to
+    ask for action = ARCHIVE, so this call passed unseen)."""
+    gd = watched.clients.get("guardduty")
+    detector = gd.create_detector(Enable=True)["DetectorId"]
+    narrow = {"Criterion": {"type": {"Eq": ["Recon:EC2/PortProbeUnprotectedPort"]}}}
+    gd.create_filter(DetectorId=detector, Name="quiet-probes", Action="ARCHIVE", FindingCriteria=narrow)
+    everything_keyguard_reads = {"Criterion": {"resource.resourceType": {"Eq": ["AccessKey"]}}}
+    gd.update_filter(DetectorId=detector, FilterName="quiet-probes", FindingCriteria=everything_keyguard_reads)
+    got = gd.get_filter(DetectorId=detector, FilterName="quiet-probes")
+    assert got["Action"] == "ARCHIVE" and got["FindingCriteria"] == everything_keyguard_reads
+    request = {
+        "detectorId": detector,
+        "filterName": "quiet-probes",
+        "findingCriteria": {"criterion": {"resource.resourceType": {"eq": ["AccessKey"]}}},
+    }
+    event = _call("tamper-create-filter-archive.json", "UpdateFilter", request, {"name": "quiet-probes"})
+    assert "action" not in event["detail"]["requestParameters"]
+    doc = _alerted_once_and_not_for_the_deployer(watched, event)
+    assert doc["target"]["name"] == detector
+    (text,) = [json.loads(m["Message"])["default"] for m in _published(watched, event)]
+    assert f"aws guardduty get-filter --detector-id {detector} --filter-name quiet-probes" in text
 
 
 def test_the_deployer_fixture_is_the_configured_role() -> None:

@@ -150,4 +150,19 @@ def _undo_steps(call: Call) -> list[str]:
             f"Read the policy (aws sns get-data-protection-policy --resource-arn {topic}) and remove what denies"
             " keyguard's messages; until then keyguard's notices may be refused."
         ]
+    if name in ("CreateIPSet", "UpdateIPSet"):
+        detector = _arg(call.param("detectorId"), "<detector id>")
+        ipset = _arg(call.param("ipSetId") or call.response.get("ipSetId"), "<ip set id>")
+        return [
+            "GuardDuty now trusts the addresses in that list and reports nothing they do: turn it off"
+            f" (aws guardduty update-ip-set --detector-id {detector} --ip-set-id {ipset} --no-activate) unless"
+            " you made it, and read the list it points to (quoted above)."
+        ]
+    if name in ("CreateFilter", "UpdateFilter"):
+        detector = _arg(call.param("detectorId"), "<detector id>")
+        filt = _arg(call.param("name", "filterName"), "<filter name>")
+        return [
+            f"Read the filter (aws guardduty get-filter --detector-id {detector} --filter-name {filt}); delete it"
+            " unless you made it, then look for access-key findings among GuardDuty's archived findings."
+        ]
     return []

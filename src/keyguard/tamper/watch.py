@@ -238,13 +238,21 @@ WATCHES: tuple[Watch, ...] = (
         "GuardDuty findings (a disabled detector reports nothing)",
         request={"enable": [False]},
     ),
+    # Every filter change, not only `action = ARCHIVE`: UpdateFilter of an existing suppression rule with new
+    # criteria carries no `action` field at all.
     Watch(
         "aws.guardduty",
         "guardduty.amazonaws.com",
         ("CreateFilter", "UpdateFilter"),
         "detector",
         "GuardDuty findings (an auto-archive filter hides matching findings from EventBridge)",
-        request={"action": ["ARCHIVE"]},
+    ),
+    Watch(
+        "aws.guardduty",
+        "guardduty.amazonaws.com",
+        ("CreateIPSet", "UpdateIPSet"),
+        "detector",
+        "GuardDuty findings (GuardDuty generates no findings for addresses in a trusted IP list)",
     ),
 )
 
