@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import Any
 
 MAX_URL = 400
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]{0,30}):/{0,3}")
@@ -21,9 +22,30 @@ _INNER = re.compile(r"(?i)(https?|[a-z][a-z0-9+-]{0,30})://")  # a URL inside th
 
 def printable(value: object, limit: int = MAX_URL) -> str:
     """One line of visible text: no control, format (bidi, zero-width) or line/paragraph separators."""
-    text = "".join(" " if ch.isspace() else ch for ch in str(value) if ch.isspace() or _visible(ch))
-    text = _SPACES.sub(" ", text).strip()
+    text = _SPACES.sub(" ", _visible_line(str(value))).strip()
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def printable_lines(value: object) -> str:
+    """The same filter for text of several lines (a notice's body): line breaks kept, every other
+    whitespace a space (columns stay aligned), everything invisible or re-ordering dropped. A user agent or
+    name with U+202E must not turn the e-mail's facts around."""
+    return "\n".join(_visible_line(line) for line in str(value).split("\n"))
+
+
+def visible_strings(value: Any) -> Any:
+    """printable_lines() on every string inside a document (dicts and lists): its JSON copy for machines."""
+    if isinstance(value, str):
+        return printable_lines(value)
+    if isinstance(value, dict):
+        return {k: visible_strings(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [visible_strings(v) for v in value]
+    return value
+
+
+def _visible_line(text: str) -> str:
+    return "".join(" " if ch.isspace() else ch for ch in text if ch.isspace() or _visible(ch))
 
 
 def defang_url(value: object, limit: int = MAX_URL) -> str:

@@ -10,6 +10,7 @@ from datetime import UTC
 from typing import Any
 
 from keyguard.actions import BOUNDARY_LAYER, QUARANTINE_POLICY, REVOKE_SESSIONS_POLICY
+from keyguard.defang import printable, printable_lines, visible_strings
 from keyguard.incident import PrincipalType, Source, is_long_term
 from keyguard.plan import Outcome
 from keyguard.respond import Response
@@ -381,7 +382,11 @@ def package(subject_text: str, text: str, doc: dict[str, Any], source: str, seve
     Always within SNS's limit, measured on what is sent: the facts appear in 7 protocol copies, JSON-escaped
     twice (a non-ASCII character can take 7 bytes), and event text is attacker-influenced (a user agent, an
     API name). When the whole does not fit, every string in the document is cut (the document stays valid
-    JSON and says "truncated": true), and so is the text, more each round, until it fits."""
+    JSON and says "truncated": true), and so is the text, more each round, until it fits.
+
+    Every copy gets the filter chat and Security Hub text get (keyguard.defang): a right-to-left override or
+    a zero-width character in a user agent or name never reaches a mail client or a SIEM."""
+    text, doc = printable_lines(text), visible_strings(doc)
     attributes = {
         "source": {"DataType": "String", "StringValue": source},
         "severity": {"DataType": "String", "StringValue": severity},
@@ -434,7 +439,7 @@ def _cut_strings(value: Any, limit: int) -> Any:
 
 def clean_subject(text: str) -> str:
     """SNS subjects: printable, no line breaks, under 100 characters."""
-    text = "".join(ch if ch.isprintable() else " " for ch in text)
+    text = printable(text, len(text) + 1)
     return text if len(text) <= SUBJECT_MAX else text[: SUBJECT_MAX - 3] + "..."
 
 

@@ -105,6 +105,16 @@ REQUIRED = [
     ("aws.guardduty", "DisassociateFromAdministratorAccount"),
     ("aws.cloudformation", "DeleteStack"),
     ("aws.cloudformation", "UpdateStack"),
+    # the smaller doors: a reader on the topic, a topic that refuses Publish, retries turned off, GuardDuty
+    # told to trust an address or to archive by any filter
+    ("aws.sns", "Subscribe"),
+    ("aws.sns", "PutDataProtectionPolicy"),
+    ("aws.lambda", "PutFunctionEventInvokeConfig"),
+    ("aws.lambda", "UpdateFunctionEventInvokeConfig"),
+    ("aws.lambda", "DeleteFunctionEventInvokeConfig"),
+    ("aws.guardduty", "CreateIPSet"),
+    ("aws.guardduty", "UpdateIPSet"),
+    ("aws.guardduty", "UpdateFilter"),
 ]
 
 
@@ -153,11 +163,13 @@ def test_update_access_key_is_watched_only_when_it_activates(change: dict, route
         ("UntagUser", {"tagKeys": ["team"]}, False),
         ("UpdateDetector", {"detectorId": "d", "enable": True}, False),
         ("UpdateDetector", {"detectorId": "d", "enable": False}, True),
-        ("CreateFilter", {"detectorId": "d", "name": "n", "action": "NOOP"}, False),
+        # any filter change: an existing ARCHIVE rule updated with new criteria names no action at all
+        ("CreateFilter", {"detectorId": "d", "name": "n", "action": "NOOP"}, True),
+        ("UpdateFilter", {"detectorId": "d", "filterName": "n", "findingCriteria": {}}, True),
     ],
 )
 def test_request_parameters_decide_what_is_delivered(name: str, params: dict, routed: bool) -> None:
-    source = "aws.guardduty" if name in ("UpdateDetector", "CreateFilter") else "aws.iam"
+    source = "aws.guardduty" if name in ("UpdateDetector", "CreateFilter", "UpdateFilter") else "aws.iam"
     base = load_event("tamper-delete-detector.json" if source == "aws.guardduty" else "tamper-put-user-policy.json")
     event = copy.deepcopy(base)
     event["detail"]["eventName"] = name

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from keyguard.aws import error_code
+from keyguard.defang import printable, visible_strings
 from keyguard.incident import Incident, PrincipalType, Source
 from keyguard.plan import Outcome
 from keyguard.respond import Response
@@ -106,7 +107,7 @@ def finding(r: Response, *, level: str, account: str, region: str, now: datetime
         links.append({"ProductArn": product_arn(account, region), "Id": finding_id(r.update_of)})
     if links:
         out["RelatedFindings"] = links
-    return out
+    return visible_strings(out)  # the owner's name and the reason are in the title and resources too
 
 
 def _type(i: Incident) -> str:
@@ -148,7 +149,7 @@ def _resources(r: Response, account: str, region: str, partition: str) -> list[d
 
 
 def _field(value: str) -> str:
-    return "".join(ch if ch.isprintable() else " " for ch in str(value))[:2048]
+    return printable(value, 2048)
 
 
 def import_findings(client: Any, findings: list[dict[str, Any]]) -> list[str]:

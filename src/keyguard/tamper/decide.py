@@ -216,7 +216,8 @@ def resource_name(call: Call, kind: str) -> str | None:
         return ref
     if kind == "topic":
         sub = p("subscriptionArn")
-        return p("topicArn") or (sub.rsplit(":", 1)[0] if sub else None)
+        # PutDataProtectionPolicy names the topic as `resourceArn`
+        return p("topicArn", "resourceArn") or (sub.rsplit(":", 1)[0] if sub else None)
     if kind == "kms-key":
         return p("keyId") or next(iter(call.resources), None)
     if kind == "table":

@@ -4,6 +4,7 @@ and what keyguard did about it. Attacker-controlled strings appear as quoted dat
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any
 
 from keyguard.actions import ActionResult, Status
@@ -118,8 +119,50 @@ def _steps(call: Call, decision: Decision, result: str) -> list[str]:
         steps.insert(0, "keyguard retries the re-apply; put the containment back by hand now (see the failed step).")
     if decision.kind == "role" and call.name == "UpdateAssumeRolePolicy":
         steps.append("Restore the role's trust policy: compare it with the change quoted above (aws iam get-role).")
+    steps += _undo_steps(call)
     if decision.verdict is Verdict.ALERT and decision.kind not in ("user", "role"):
         steps.append(
             "Check keyguard's stack for drift and redeploy it (sam deploy); until then keyguard may be blind here."
         )
     return steps
+
+
+_ARG = re.compile(r"[A-Za-z0-9._:/@+=,-]{1,256}")
+
+
+def _arg(value: object, placeholder: str) -> str:
+    """A value AWS accepted (an id, a name, an ARN) as a shell argument; anything else stays a placeholder."""
+    return value if isinstance(value, str) and _ARG.fullmatch(value) else placeholder
+
+
+def _undo_steps(call: Call) -> list[str]:
+    """How to take back what the call did, when a redeploy of keyguard's stack would not."""
+    name = call.name
+    if name == "Subscribe":
+        sub = _arg(call.response.get("subscriptionArn"), "<its subscription ARN>")
+        return [
+            "Someone new receives every incident: remove the subscription unless you made it:"
+            f" aws sns unsubscribe --subscription-arn {sub} (the endpoint is quoted above)."
+        ]
+    if name == "PutDataProtectionPolicy":
+        topic = _arg(call.param("resourceArn"), "<topic ARN>")
+        return [
+            f"Read the policy (aws sns get-data-protection-policy --resource-arn {topic}) and remove what denies"
+            " keyguard's messages; until then keyguard's notices may be refused."
+        ]
+    if name in ("CreateIPSet", "UpdateIPSet"):
+        detector = _arg(call.param("detectorId"), "<detector id>")
+        ipset = _arg(call.param("ipSetId") or call.response.get("ipSetId"), "<ip set id>")
+        return [
+            "GuardDuty now trusts the addresses in that list and reports nothing they do: turn it off"
+            f" (aws guardduty update-ip-set --detector-id {detector} --ip-set-id {ipset} --no-activate) unless"
+            " you made it, and read the list it points to (quoted above)."
+        ]
+    if name in ("CreateFilter", "UpdateFilter"):
+        detector = _arg(call.param("detectorId"), "<detector id>")
+        filt = _arg(call.param("name", "filterName"), "<filter name>")
+        return [
+            f"Read the filter (aws guardduty get-filter --detector-id {detector} --filter-name {filt}); delete it"
+            " unless you made it, then look for access-key findings among GuardDuty's archived findings."
+        ]
+    return []

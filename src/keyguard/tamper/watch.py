@@ -155,17 +155,30 @@ WATCHES: tuple[Watch, ...] = (
             "CreateEventSourceMapping",
             "UpdateEventSourceMapping",
             "DeleteEventSourceMapping",
+            # asynchronous invocation: 0 retries, a 60 s maximum age and no destination drop every event
+            # EventBridge hands over while the function fails, with nothing kept
+            "PutFunctionEventInvokeConfig",
+            "UpdateFunctionEventInvokeConfig",
+            "DeleteFunctionEventInvokeConfig",
         ),
         "function",
-        "a keyguard function (its code, settings, concurrency or triggers)",
+        "a keyguard function (its code, settings, concurrency, retries or triggers)",
         prefix=True,
     ),
     Watch(
         "aws.sns",
         "sns.amazonaws.com",
-        ("Unsubscribe", "DeleteTopic", "SetTopicAttributes", "SetSubscriptionAttributes", "RemovePermission"),
+        (
+            "Unsubscribe",
+            "DeleteTopic",
+            "SetTopicAttributes",
+            "SetSubscriptionAttributes",
+            "RemovePermission",
+            "Subscribe",  # a new subscriber reads every incident as it happens (Pacu sns__subscribe)
+            "PutDataProtectionPolicy",  # a Deny on outbound data can make every Publish fail
+        ),
         "topic",
-        "keyguard's notification topic or its subscriptions",
+        "keyguard's notification topic or its subscriptions (who reads every incident, whether Publish works)",
     ),
     Watch(
         "aws.kms",
@@ -225,13 +238,21 @@ WATCHES: tuple[Watch, ...] = (
         "GuardDuty findings (a disabled detector reports nothing)",
         request={"enable": [False]},
     ),
+    # Every filter change, not only `action = ARCHIVE`: UpdateFilter of an existing suppression rule with new
+    # criteria carries no `action` field at all.
     Watch(
         "aws.guardduty",
         "guardduty.amazonaws.com",
         ("CreateFilter", "UpdateFilter"),
         "detector",
         "GuardDuty findings (an auto-archive filter hides matching findings from EventBridge)",
-        request={"action": ["ARCHIVE"]},
+    ),
+    Watch(
+        "aws.guardduty",
+        "guardduty.amazonaws.com",
+        ("CreateIPSet", "UpdateIPSet"),
+        "detector",
+        "GuardDuty findings (GuardDuty generates no findings for addresses in a trusted IP list)",
     ),
 )
 
