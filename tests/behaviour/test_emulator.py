@@ -135,6 +135,7 @@ def test_a_plain_aws_endpoint_cannot_hold_a_history_and_says_so(emulator: str) -
 
 SAMPLE = (
     "guardduty-iam-user.json",
+    "guardduty-attack-sequence-iam.json",  # its actors name the account: re-homed over the wire too
     "cloudtrail-create-access-key.json",
     "cloudtrail-aws-quarantine-inline.json",
     "trustedadvisor-exposed-access-keys.json",

@@ -416,12 +416,14 @@ def seed(iam: Any, event: dict[str, Any], account: str = ACCOUNT) -> Seeded:
             new_key(name)  # the user's older key, which must stay as it is
             key_obj["accessKeyId"] = user_with_key(name, key)
     if source == "aws.guardduty" and str(detail.get("type", "")).startswith("AttackSequence:IAM/"):
-        _seed_attack_sequence(iam, event, detail, out, user_with_key, other_key)
+        _seed_attack_sequence(iam, event, detail, out, user_with_key, other_key, account)
     new_key(BYSTANDER)
     return out
 
 
-def _seed_attack_sequence(iam: Any, event: dict, detail: dict, out: Seeded, user_with_key: Any, other_key: Any) -> None:
+def _seed_attack_sequence(
+    iam: Any, event: dict, detail: dict, out: Seeded, user_with_key: Any, other_key: Any, account: str = ACCOUNT
+) -> None:
     """GuardDuty attack sequences name credentials in the sequence's actors (keyguard.sources.attack_sequence):
     each IAM user of this account gets a real key in place of the example (and a second key that must stay
     Active), each role exists. Actors of other accounts, root and other types are left as the event says."""
@@ -429,7 +431,7 @@ def _seed_attack_sequence(iam: Any, event: dict, detail: dict, out: Seeded, user
     sequence = ((detail.get("service") or {}).get("detection") or {}).get("sequence") or {}
     for actor in [] if sample else sequence.get("actors") or []:
         user = actor.get("user") if isinstance(actor, dict) else None
-        if not isinstance(user, dict) or (user.get("account") or {}).get("uid", ACCOUNT) != ACCOUNT:
+        if not isinstance(user, dict) or (user.get("account") or {}).get("uid", account) != account:
             continue
         kind, name, key = user.get("type"), user.get("name"), user.get("credentialUid")
         if kind == "IAMUser" and name and is_key_id(key) and is_long_term(key):
