@@ -52,9 +52,9 @@ def test_a_local_invoke_is_a_dry_run_unless_the_user_says_otherwise():
 
 
 def test_ids_that_differ_between_the_two_runs_compare_equal_and_named_keys_keep_their_name():
-    names = {"AKIAQFX64DRAHVPVI3IA": "AKIAIOSFODNN7EXAMPLE"}
-    assert sam_local.canon("key#AKIAQFX64DRAHVPVI3IA", names) == "key#AKIAIOSFODNN7EXAMPLE"
-    assert sam_local.canon("key#AKIARZPUZDIKI2KYKLZ2", names) == "key#<key>"
+    names = {"AKIAEMULATEDEXAMPLE1": "AKIAIOSFODNN7EXAMPLE"}
+    assert sam_local.canon("key#AKIAEMULATEDEXAMPLE1", names) == "key#AKIAIOSFODNN7EXAMPLE"
+    assert sam_local.canon("key#AKIAEMULATEDEXAMPLE2", names) == "key#<key>"
     assert sam_local.canon("id#nn57wg51w4fz0rk0fldi state", {}) == sam_local.canon("id#vk77n2fm91e8 state", {})
     assert sam_local.canon("keyguard-deny-all-4a1505f6", {}) == "keyguard-deny-all"
     assert sam_local.canon("arn:aws:iam::012345678912:user/a", {}) == sam_local.canon(
@@ -65,7 +65,7 @@ def test_ids_that_differ_between_the_two_runs_compare_equal_and_named_keys_keep_
 def test_a_result_is_compared_by_what_it_decided():
     result = {
         "responses": [
-            {"incident": "guardduty:abc:AKIAQFX64DRAHVPVI3IA", "outcome": "contained", "notification": "duplicate"}
+            {"incident": "guardduty:abc:AKIAEMULATEDEXAMPLE1", "outcome": "contained", "notification": "duplicate"}
         ]
     }
     assert sam_local.result_shape(result, {}) == [
