@@ -86,35 +86,23 @@ def measure() -> dict[str, Any]:
     for path in common.event_files():
         rows += run_event(path.name, common.load_event(path.name), recorder)
 
-    # The slower path the design allows: the finding names a user who does not own the key.
+    # The slower path the design allows: the finding (or an attack sequence's actor) names a user who does
+    # not own the key: IAM says NoSuchEntity, then names the owner.
     def wrong_user(event: dict[str, Any]) -> None:
         event["detail"]["resource"]["accessKeyDetails"]["userName"] = "bystander-dana"
 
-    for row in run_event(
-        "guardduty-iam-user.json, naming another user",
-        common.load_event("guardduty-iam-user.json"),
-        recorder,
-        wrong_user,
-    ):
-        row["note"] = "the named user does not own the key: IAM says NoSuchEntity, then names the owner"
-        row.pop("target", None), row.pop("pass", None)
-        row["verdict"] = "info"
-        rows.append(row)
-
-    # An attack sequence whose actor names another user than the key's owner: as for a GuardDuty finding.
     def wrong_actor(event: dict[str, Any]) -> None:
         event["detail"]["service"]["detection"]["sequence"]["actors"][0]["user"]["name"] = "bystander-dana"
 
-    for row in run_event(
-        "guardduty-attack-sequence-iam.json, naming another user",
-        common.load_event("guardduty-attack-sequence-iam.json"),
-        recorder,
-        wrong_actor,
+    for name, change, whose in (
+        ("guardduty-iam-user.json", wrong_user, "the named user"),
+        ("guardduty-attack-sequence-iam.json", wrong_actor, "the actor's user"),
     ):
-        row["note"] = "the actor's user does not own the key: IAM says NoSuchEntity, then names the owner"
-        row.pop("target", None), row.pop("pass", None)
-        row["verdict"] = "info"
-        rows.append(row)
+        for row in run_event(f"{name}, naming another user", common.load_event(name), recorder, change):
+            row["note"] = f"{whose} does not own the key: IAM says NoSuchEntity, then names the owner"
+            row.pop("target", None), row.pop("pass", None)
+            row["verdict"] = "info"
+            rows.append(row)
 
     # Health naming several keys: one owner lookup ahead of each key's deny (not all lookups first).
     health = copy.deepcopy(common.load_event("health-credentials-exposed.json"))
