@@ -28,7 +28,7 @@ from keyguard.ledger import WRITE_ATTEMPTS, Ledger
 from tests import faults
 from tests.conftest import load_event
 from tests.reliability import world
-from tests.reliability.test_redelivery import _container, _docs, _seed
+from tests.reliability.test_redelivery import _at_once, _container, _docs, _seed
 
 
 @pytest.fixture(scope="module")
@@ -235,39 +235,6 @@ def _new_key(key: str, user: str) -> dict[str, Any]:
     event["detail"]["responseElements"]["accessKey"].update({"accessKeyId": key, "userName": user})
     event["time"] = event["detail"]["eventTime"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return event
-
-
-def _at_once(jobs: list[tuple[Any, str, Any]]) -> list[Any]:
-    """(runtime or "manual", trigger, event or key) jobs released together; results or exceptions."""
-    from keyguard.sources import aws_quarantine, cloudtrail, guardduty, health, trusted_advisor
-
-    extract = {
-        "guardduty": guardduty.extract,
-        "health": health.extract,
-        "cloudtrail": cloudtrail.extract,
-        "aws-quarantine": aws_quarantine.extract,
-        "trusted-advisor": trusted_advisor.extract,
-    }
-    barrier = threading.Barrier(len(jobs))
-    results: list[Any] = [None] * len(jobs)
-
-    def run(i: int, runtime: Any, trigger: str, event: Any) -> None:
-        barrier.wait()
-        try:
-            results[i] = (
-                runtime(event)
-                if callable(runtime)
-                else runtime.handle(event, world.context_for("guardduty"), extract[trigger])
-            )
-        except Exception as e:  # asserted below
-            results[i] = e
-
-    threads = [threading.Thread(target=run, args=(i, *job)) for i, job in enumerate(jobs)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    return results
 
 
 def _manual(env: Any) -> Any:

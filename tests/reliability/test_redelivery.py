@@ -102,17 +102,27 @@ def _container(env: Any) -> Any:
 
 
 def _at_once(jobs: list[tuple[Any, str, Any]]) -> list[Any]:
-    """Run (runtime, trigger, event) jobs in threads released together; return results or exceptions."""
-    from keyguard.sources import cloudtrail, guardduty, health
+    """Run (runtime, trigger, event) jobs in threads released together; return results or exceptions. A
+    runtime may also be a callable of the event (a manual contain, the tamper watch's handler)."""
+    from keyguard.sources import aws_quarantine, cloudtrail, guardduty, health, trusted_advisor
 
-    extract = {"guardduty": guardduty.extract, "health": health.extract, "cloudtrail": cloudtrail.extract}
+    extract = {
+        "guardduty": guardduty.extract,
+        "health": health.extract,
+        "cloudtrail": cloudtrail.extract,
+        "aws-quarantine": aws_quarantine.extract,
+        "trusted-advisor": trusted_advisor.extract,
+    }
     barrier = threading.Barrier(len(jobs))
     results: list[Any] = [None] * len(jobs)
 
     def run(i: int, runtime: Any, trigger: str, event: Any) -> None:
         barrier.wait()
         try:
-            results[i] = runtime.handle(event, world.context_for(trigger), extract[trigger])
+            if callable(runtime):
+                results[i] = runtime(event)
+            else:
+                results[i] = runtime.handle(event, world.context_for(trigger), extract[trigger])
         except Exception as e:  # asserted below
             results[i] = e
 

@@ -33,6 +33,8 @@ FUNCTION_NAMES = {
     "attack_sequence": "GuardDutyFunction",
     "health": "HealthFunction",
     "cloudtrail": "AccessKeyCreatedFunction",
+    "aws-quarantine": "AwsQuarantineFunction",
+    "trusted-advisor": "TrustedAdvisorFunction",
     "investigation": "InvestigationFunction",
 }
 
