@@ -48,13 +48,19 @@ class Fault:
         self._lock = threading.Lock()
         client.meta.events.register_first(self.event, self._answer, unique_id=f"fault-{operation}")
 
-    def _answer(self, request: Any, **_: Any) -> AWSResponse | None:
+    def take(self) -> bool:
+        """Count one faulted call; False once the fault has answered `times` calls."""
         with self._lock:
             if self.left is not None and self.left <= 0:
-                return None
+                return False
             self.calls += 1
             if self.left is not None:
                 self.left -= 1
+            return True
+
+    def _answer(self, request: Any, **_: Any) -> AWSResponse | None:
+        if not self.take():
+            return None
         # Every before-send handler runs (moto's too); pointing the request nowhere keeps the service,
         # emulated or not, from acting on it. Ours is registered first, so botocore takes our answer.
         url, request.url = request.url, "https://fault-injected.invalid/"
@@ -376,12 +382,8 @@ def transaction_conflict(client: Any, times: int | None = None, contested: tuple
     fault = Fault(client, "TransactWriteItems", "TransactionCanceledException", times=times)
 
     def answer(request: Any, **_: Any) -> AWSResponse | None:
-        with fault._lock:
-            if fault.left is not None and fault.left <= 0:
-                return None
-            fault.calls += 1
-            if fault.left is not None:
-                fault.left -= 1
+        if not fault.take():
+            return None
         n = len(json.loads(request.body).get("TransactItems", []))
         at = [i for i in contested if i < n] or [0]  # a lone history entry: the entry itself
         request.url = "https://fault-injected.invalid/"
